@@ -1,0 +1,1 @@
+"""Database layer: SQLAlchemy tables, engine/session setup and Alembic migrations."""

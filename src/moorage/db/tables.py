@@ -1,0 +1,309 @@
+"""The registry schema (SQLAlchemy Core). Shaped after Quay's OCI-era tables.
+
+tag -> manifest -> manifest_blob -> blob (global, deduplicated by digest) -> blob_placement.
+Legacy V1 images are derived from manifests and stored where lookups need them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowid aliasing needs INTEGER
+
+
+def _fk(target: str, *, cascade: bool = True, nullable: bool = False) -> Column[int]:
+    table = target.split(".")[0]
+    return Column(
+        f"{table}_id" if target.endswith(".id") else target,
+        BigId,
+        ForeignKey(target, ondelete="CASCADE" if cascade else "SET NULL"),
+        nullable=nullable,
+        index=True,
+    )
+
+
+namespace = Table(
+    "namespace",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("email", String(255), nullable=True, unique=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("removed_tag_expiration_s", BigInteger, nullable=False),
+    Column("billing_id", String(255), nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+repository = Table(
+    "repository",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("namespace.id"),
+    Column("name", String(255), nullable=False),
+    Column("visibility", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("state", Integer, nullable=False, server_default=text("0")),
+    Column("trust_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("description", Text, nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+storage_location = Table(
+    "storage_location",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+)
+
+blob = Table(
+    "blob",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    # NULL for derived (non content-addressed) storage until it is complete.
+    Column("digest", String(200), nullable=True, unique=True),
+    Column("compressed_size", BigInteger, nullable=True),
+    Column("uncompressed_size", BigInteger, nullable=True),
+    Column("uploading", Boolean, nullable=False),
+    Column("content_addressed", Boolean, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+blob_placement = Table(
+    "blob_placement",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("blob.id"),
+    _fk("storage_location.id"),
+    UniqueConstraint("blob_id", "storage_location_id"),
+)
+
+manifest = Table(
+    "manifest",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    Column("digest", String(200), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("manifest_bytes", LargeBinary, nullable=False),
+    Column("config_media_type", String(255), nullable=True),
+    Column("artifact_type", String(255), nullable=True),
+    Column("subject_digest", String(200), nullable=True),
+    Column("layers_compressed_size", BigInteger, nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repository_id", "digest"),
+    Index("ix_manifest_repository_subject", "repository_id", "subject_digest"),
+)
+
+manifest_blob = Table(
+    "manifest_blob",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    _fk("manifest.id"),
+    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False, index=True),
+    UniqueConstraint("manifest_id", "blob_id"),
+)
+
+manifest_child = Table(
+    "manifest_child",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    _fk("manifest.id"),
+    Column("child_manifest_id", BigId, ForeignKey("manifest.id"), nullable=False, index=True),
+    UniqueConstraint("manifest_id", "child_manifest_id"),
+)
+
+legacy_image = Table(
+    "legacy_image",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    Column("docker_image_id", String(128), nullable=False),
+    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False, index=True),
+    Column("parent_id", BigId, ForeignKey("legacy_image.id"), nullable=True, index=True),
+    Column("ancestors", Text, nullable=False),  # "/1/5/9/": db ids root -> direct parent
+    Column("created", DateTime(timezone=True), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("command", Text, nullable=True),
+    Column("author", Text, nullable=True),
+    Column("v1_json_metadata", Text, nullable=True),
+    Column("v1_checksum", String(255), nullable=True),
+    Column("aggregate_size", BigInteger, nullable=True),
+    Column("security_indexed", Boolean, nullable=False, server_default=text("false")),
+    Column("security_indexed_engine", Integer, nullable=False, server_default=text("-1")),
+    UniqueConstraint("repository_id", "docker_image_id"),
+)
+
+manifest_legacy_image = Table(
+    "manifest_legacy_image",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    Column(
+        "manifest_id",
+        BigId,
+        ForeignKey("manifest.id", ondelete="CASCADE"),
+        unique=True,
+        nullable=False,
+    ),
+    Column("legacy_image_id", BigId, ForeignKey("legacy_image.id"), nullable=False, index=True),
+)
+
+tag = Table(
+    "tag",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    Column("name", String(255), nullable=False),
+    # A tag version points at a manifest; a V1-pushed tag may point only at a legacy image
+    # until its manifest is backfilled.
+    Column("manifest_id", BigId, ForeignKey("manifest.id"), nullable=True, index=True),
+    Column("legacy_image_id", BigId, ForeignKey("legacy_image.id"), nullable=True, index=True),
+    Column("lifetime_start_ms", BigInteger, nullable=False),
+    Column("lifetime_end_ms", BigInteger, nullable=True),
+    Column("hidden", Boolean, nullable=False, server_default=text("false")),
+    Column("reversion", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_tag_repository_name", "repository_id", "name"),
+    Index("ix_tag_repository_start", "repository_id", "lifetime_start_ms"),
+    Index("ix_tag_repository_end", "repository_id", "lifetime_end_ms"),
+    # At most one open-ended version per name: two concurrent creators cannot both win.
+    # (Quay's unique (repository, name, end) is not used: it forbids two versions of a name
+    # ending in the same millisecond, which a create-then-delete legitimately produces;
+    # compare-and-set under a repository lock serializes movers instead.)
+    Index(
+        "uq_tag_open_name",
+        "repository_id",
+        "name",
+        unique=True,
+        postgresql_where=text("lifetime_end_ms IS NULL"),
+        sqlite_where=text("lifetime_end_ms IS NULL"),
+    ),
+)
+
+label = Table(
+    "label",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("key", String(255), nullable=False, index=True),
+    Column("value", Text, nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("source_type", String(16), nullable=False),
+)
+
+manifest_label = Table(
+    "manifest_label",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    _fk("manifest.id"),
+    Column(
+        "label_id", BigId, ForeignKey("label.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    UniqueConstraint("manifest_id", "label_id"),
+)
+
+uploaded_blob = Table(
+    "uploaded_blob",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id"),
+    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False, index=True),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False, index=True),
+)
+
+blob_upload = Table(
+    "blob_upload",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("uuid", String(64), nullable=False, unique=True),
+    _fk("repository.id"),
+    Column("storage_location_id", BigId, ForeignKey("storage_location.id"), nullable=False),
+    Column("storage_metadata", JSON, nullable=False),
+    Column("byte_count", BigInteger, nullable=False, server_default=text("0")),
+    Column("chunk_count", Integer, nullable=False, server_default=text("0")),
+    Column("uncompressed_byte_count", BigInteger, nullable=True),
+    Column("sha_state", LargeBinary, nullable=True),
+    Column("piece_sha_state", LargeBinary, nullable=True),
+    Column("piece_hashes", LargeBinary, nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False, index=True),
+    UniqueConstraint("repository_id", "uuid"),
+)
+
+derived_image = Table(
+    "derived_image",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "source_legacy_image_id",
+        BigId,
+        ForeignKey("legacy_image.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False, unique=True),
+    Column("verb", String(64), nullable=False),
+    # sha256 of the canonical JSON of the varying metadata; "" when there is none, so that
+    # the unique key also holds for the metadata-free case (NULLs never collide).
+    Column("uniqueness_hash", String(64), nullable=False),
+    Column("varying_metadata", JSON, nullable=True),
+    UniqueConstraint("source_legacy_image_id", "verb", "uniqueness_hash"),
+)
+
+blob_signature = Table(
+    "blob_signature",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("blob.id"),
+    Column("signer_name", String(64), nullable=False),
+    Column("signature", Text, nullable=True),
+    Column("uploading", Boolean, nullable=False),
+    UniqueConstraint("blob_id", "signer_name"),
+)
+
+torrent_info = Table(
+    "torrent_info",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("blob.id"),
+    Column("piece_length", Integer, nullable=False),
+    Column("pieces", LargeBinary, nullable=False),
+    UniqueConstraint("blob_id", "piece_length"),
+)
+
+registry_secret = Table(
+    "registry_secret",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)

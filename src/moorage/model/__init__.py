@@ -1,0 +1,1 @@
+"""The registry data model: the seed's RegistryDataInterface and its SQL implementation."""

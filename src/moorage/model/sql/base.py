@@ -1,0 +1,196 @@
+"""Shared plumbing of the SQL model: clock, locations, row locks, record conversion."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from moorage.db import tables as t
+from moorage.db.engine import Database
+from moorage.domain.errors import UnknownLocationError
+from moorage.domain.records import (
+    Blob,
+    NamespaceKind,
+    RepositoryKind,
+    RepositoryReference,
+    RepositoryState,
+    Tag,
+    Visibility,
+)
+
+Clock = Callable[[], int]
+DEFAULT_REMOVED_TAG_EXPIRATION_S = 1_209_600  # two weeks
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def alive_clause(now_ms: int) -> ColumnElement[bool]:
+    """Visible and alive: no end, or an end strictly after now."""
+    return and_(
+        t.tag.c.hidden.is_(False),
+        or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > now_ms),
+    )
+
+
+def insert_ignoring_conflict(
+    conn: Connection, table: Any, values: dict[str, Any], conflict_columns: Sequence[str]
+) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on either backend (first writer wins)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict_columns))
+    )
+    conn.execute(stmt)
+
+
+class SqlModelBase:
+    """State shared by the mixins: the database, the clock and the storage locations."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock = wall_clock_ms,
+        locations: Sequence[str] = ("local",),
+        signer_kinds: Sequence[str] = ("gpg2",),
+        default_removed_tag_expiration_s: int = DEFAULT_REMOVED_TAG_EXPIRATION_S,
+    ) -> None:
+        self.database = database
+        self.now_ms = clock
+        self.locations = tuple(locations)
+        self.signer_kinds = frozenset(signer_kinds)
+        self.default_removed_tag_expiration_s = default_removed_tag_expiration_s
+        self._location_ids: dict[str, int] = {}
+
+    # -- storage locations ---------------------------------------------------------------
+
+    def location_id(self, conn: Connection, name: str) -> int:
+        """Row id of a configured location, creating its row on first use."""
+        cached = self._location_ids.get(name)
+        if cached is not None:
+            return cached
+        if name not in self.locations:
+            raise UnknownLocationError(f"unknown storage location: {name!r}")
+        insert_ignoring_conflict(conn, t.storage_location, {"name": name}, ["name"])
+        found = conn.execute(
+            select(t.storage_location.c.id).where(t.storage_location.c.name == name)
+        ).scalar_one()
+        self._location_ids[name] = int(found)
+        return int(found)
+
+    # -- locks -------------------------------------------------------------------------
+
+    def lock_repository(self, conn: Connection, repository_id: int) -> bool:
+        """Serialize tag writers of one repository (PostgreSQL row lock; SQLite's write
+        transactions are already exclusive). False if the repository is gone."""
+        query = select(t.repository.c.id).where(t.repository.c.id == repository_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(key_share=True)
+        return conn.execute(query).first() is not None
+
+    # -- reading records ---------------------------------------------------------------
+
+    def repository_ref(self, conn: Connection, repository_id: int) -> RepositoryReference | None:
+        row = conn.execute(_repository_query().where(t.repository.c.id == repository_id)).first()
+        return None if row is None else repository_from_row(row)
+
+    def placements_of(self, conn: Connection, blob_ids: Sequence[int]) -> dict[int, list[str]]:
+        if not blob_ids:
+            return {}
+        rows = conn.execute(
+            select(t.blob_placement.c.blob_id, t.storage_location.c.name)
+            .join(t.storage_location)
+            .where(t.blob_placement.c.blob_id.in_(list(blob_ids)))
+            .order_by(t.storage_location.c.name)
+        )
+        found: dict[int, list[str]] = {}
+        for blob_id, name in rows:
+            found.setdefault(int(blob_id), []).append(str(name))
+        return found
+
+    def blob_record(self, conn: Connection, row: Row[Any], include_placements: bool) -> Blob:
+        if not include_placements:
+            return blob_from_row(row)
+        placements = self.placements_of(conn, [row.id]).get(row.id, [])
+        return blob_from_row(row, tuple(placements))
+
+
+def _repository_query() -> Any:
+    return select(
+        t.repository.c.id,
+        t.repository.c.name,
+        t.repository.c.kind,
+        t.repository.c.visibility,
+        t.repository.c.state,
+        t.repository.c.trust_enabled,
+        t.namespace.c.name.label("namespace_name"),
+        t.namespace.c.billing_id,
+    ).join(t.namespace, t.namespace.c.id == t.repository.c.namespace_id)
+
+
+repository_query = _repository_query
+
+
+def repository_from_row(row: Row[Any]) -> RepositoryReference:
+    return RepositoryReference(
+        id=row.id,
+        namespace_name=row.namespace_name,
+        name=row.name,
+        kind=RepositoryKind(row.kind),
+        is_public=row.visibility == Visibility.PUBLIC.value,
+        is_free_namespace=row.billing_id is None,
+        state=RepositoryState(row.state),
+        trust_enabled=bool(row.trust_enabled),
+    )
+
+
+def blob_from_row(row: Row[Any], placements: tuple[str, ...] | None = None) -> Blob:
+    extra: dict[str, Any] = {} if placements is None else {"_placements": placements}
+    return Blob(
+        id=row.id,
+        uuid=row.uuid,
+        digest=row.digest,
+        compressed_size=row.compressed_size,
+        uncompressed_size=row.uncompressed_size,
+        uploading=bool(row.uploading),
+        content_addressed=bool(row.content_addressed),
+        **extra,
+    )
+
+
+def tag_query() -> Any:
+    return select(t.tag, t.manifest.c.digest.label("manifest_digest")).outerjoin(
+        t.manifest, t.manifest.c.id == t.tag.c.manifest_id
+    )
+
+
+def tag_from_row(row: Row[Any], repository: RepositoryReference, **extra: Any) -> Tag:
+    return Tag(
+        id=row.id,
+        name=row.name,
+        repository=repository,
+        reversion=bool(row.reversion),
+        lifetime_start_ms=row.lifetime_start_ms,
+        lifetime_end_ms=row.lifetime_end_ms,
+        manifest_id=row.manifest_id,
+        manifest_digest=row.manifest_digest,
+        legacy_image_id=row.legacy_image_id,
+        **extra,
+    )
+
+
+NAMESPACE_KINDS = tuple(k.value for k in NamespaceKind)

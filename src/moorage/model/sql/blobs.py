@@ -1,0 +1,83 @@
+"""Blobs as a repository sees them, their placements and torrent info."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from moorage.db import tables as t
+from moorage.domain.records import Blob, RepositoryReference, TorrentInfo
+from moorage.model.sql.base import SqlModelBase, insert_ignoring_conflict
+from moorage.model.sql.manifest_rows import visible_blob
+
+
+class BlobMixin(SqlModelBase):
+    def get_repo_blob_by_digest(
+        self,
+        repository_ref: RepositoryReference,
+        blob_digest: str,
+        include_placements: bool = False,
+    ) -> Blob | None:
+        with self.database.read() as conn:
+            row = visible_blob(conn, repository_ref.id, blob_digest, self.now_ms())
+            return None if row is None else self.blob_record(conn, row, include_placements)
+
+    def mount_blob_into_repository(
+        self, blob: Blob, target: RepositoryReference, expiration_seconds: int
+    ) -> bool:
+        """Links a blob into another repository for a while (a cross-repository mount);
+        copies nothing. The caller checks read access to the source."""
+        with self.database.write() as conn:
+            present = conn.execute(
+                select(t.blob.c.id).where(t.blob.c.id == blob.id, t.blob.c.uploading.is_(False))
+            ).scalar()
+            repository = self.repository_ref(conn, target.id)
+            if present is None or repository is None:
+                return False
+            conn.execute(
+                t.uploaded_blob.insert().values(
+                    repository_id=target.id,
+                    blob_id=blob.id,
+                    uploaded_at=datetime.now(UTC),
+                    expires_at_ms=self.now_ms() + expiration_seconds * 1000,
+                )
+            )
+        return True
+
+    def add_blob_placement(self, blob: Blob, location_name: str) -> None:
+        with self.database.write() as conn:
+            insert_ignoring_conflict(
+                conn,
+                t.blob_placement,
+                {"blob_id": blob.id, "storage_location_id": self.location_id(conn, location_name)},
+                ["blob_id", "storage_location_id"],
+            )
+
+    def get_torrent_info(self, blob: Blob) -> TorrentInfo | None:
+        with self.database.read() as conn:
+            row = conn.execute(
+                select(t.torrent_info.c.piece_length, t.torrent_info.c.pieces)
+                .where(t.torrent_info.c.blob_id == blob.id)
+                .order_by(t.torrent_info.c.id)
+                .limit(1)
+            ).first()
+        return None if row is None else TorrentInfo(row.piece_length, bytes(row.pieces))
+
+    def set_torrent_info(self, blob: Blob, piece_length: int, pieces: bytes) -> TorrentInfo:
+        if piece_length <= 0:
+            raise ValueError("piece_length must be positive")
+        with self.database.write() as conn:
+            insert_ignoring_conflict(
+                conn,
+                t.torrent_info,
+                {"blob_id": blob.id, "piece_length": piece_length, "pieces": pieces},
+                ["blob_id", "piece_length"],
+            )
+            row = conn.execute(
+                select(t.torrent_info.c.piece_length, t.torrent_info.c.pieces).where(
+                    t.torrent_info.c.blob_id == blob.id,
+                    t.torrent_info.c.piece_length == piece_length,
+                )
+            ).one()
+        return TorrentInfo(row.piece_length, bytes(row.pieces))

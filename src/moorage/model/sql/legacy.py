@@ -1,0 +1,255 @@
+"""Legacy V1 images: the per-repository image chain derived from manifests or V1 pushes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from moorage.db import tables as t
+from moorage.domain.errors import BlobUnknownError, DataModelError
+from moorage.domain.manifests import V1Entry
+from moorage.domain.records import (
+    LegacyImage,
+    Manifest,
+    RepositoryReference,
+    SecurityScanStatus,
+    Tag,
+)
+from moorage.model.sql.base import SqlModelBase, alive_clause, tag_from_row, tag_query
+from moorage.model.sql.legacy_rows import (
+    ancestor_ids,
+    image_query,
+    load_images,
+    load_rows,
+    rows_of_repository,
+    with_parents,
+)
+from moorage.model.sql.manifest_rows import visible_blob
+
+
+def _rewrite_json(v1_json: str, image_id: str, parent: str | None) -> str:
+    try:
+        data = json.loads(v1_json)
+    except ValueError:
+        return v1_json
+    if not isinstance(data, dict):
+        return v1_json
+    data["id"] = image_id
+    if parent is None:
+        data.pop("parent", None)
+    else:
+        data["parent"] = parent
+    return json.dumps(data)
+
+
+class LegacyImageMixin(SqlModelBase):
+    def create_chain(
+        self, conn: Connection, repository_id: int, chain: Sequence[V1Entry], now_ms: int
+    ) -> int:
+        """Stores the chain (base → leaf) and returns the leaf's row id.
+
+        An id already used in the repository for other content (another layer or parent)
+        is rewritten, as Quay does, from the first conflict on: the new id is the running
+        SHA-256 over ``blobSum@v1Compatibility|`` of every entry from the base up."""
+        if not chain:
+            raise DataModelError("a legacy image chain needs at least one image")
+        running = hashlib.sha256()
+        rewriting = False
+        parent_row: Any = None
+        for entry in chain:
+            running.update(f"{entry.blob_digest}@{entry.v1_json}|".encode())
+            blob = visible_blob(conn, repository_id, entry.blob_digest, now_ms)
+            if blob is None:
+                raise BlobUnknownError(entry.blob_digest)
+            image_id = running.hexdigest() if rewriting else entry.id
+            existing = conn.execute(
+                select(t.legacy_image).where(
+                    t.legacy_image.c.repository_id == repository_id,
+                    t.legacy_image.c.docker_image_id == image_id,
+                )
+            ).first()
+            parent_id = None if parent_row is None else parent_row.id
+            if existing is not None and (
+                existing.blob_id != blob.id or existing.parent_id != parent_id
+            ):
+                rewriting, image_id = True, running.hexdigest()
+                existing = None
+            if existing is None:
+                existing = self._insert_image(
+                    conn, repository_id, entry, image_id, blob, parent_row, rewriting
+                )
+            parent_row = existing
+        return int(parent_row.id)
+
+    def _insert_image(
+        self,
+        conn: Connection,
+        repository_id: int,
+        entry: V1Entry,
+        image_id: str,
+        blob: Any,
+        parent: Any,
+        rewritten: bool,
+    ) -> Any:
+        parent_docker_id = None if parent is None else parent.docker_image_id
+        size = blob.compressed_size or 0
+        values = {
+            "repository_id": repository_id,
+            "docker_image_id": image_id,
+            "blob_id": blob.id,
+            "parent_id": None if parent is None else parent.id,
+            "ancestors": "/" if parent is None else f"{parent.ancestors}{parent.id}/",
+            "created": entry.created,
+            "comment": entry.comment,
+            "command": entry.command,
+            "author": entry.author,
+            "v1_json_metadata": (
+                _rewrite_json(entry.v1_json, image_id, parent_docker_id)
+                if rewritten
+                else entry.v1_json
+            ),
+            "aggregate_size": size + (0 if parent is None else parent.aggregate_size or 0),
+        }
+        new_id = conn.execute(t.legacy_image.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
+        return conn.execute(select(t.legacy_image).where(t.legacy_image.c.id == new_id)).one()
+
+    def create_legacy_images(
+        self, repository_ref: RepositoryReference, chain: Sequence[V1Entry]
+    ) -> LegacyImage:
+        """Stores a V1 image chain (base → leaf), as a V1 push would; returns the leaf."""
+        with self.database.write() as conn:
+            leaf_id = self.create_chain(conn, repository_ref.id, chain, self.now_ms())
+            return load_images(conn, [leaf_id], include_parents=True)[leaf_id]
+
+    def get_legacy_images(self, repository_ref: RepositoryReference) -> list[LegacyImage] | None:
+        now_ms = self.now_ms()
+        with self.database.read() as conn:
+            if self.repository_ref(conn, repository_ref.id) is None:
+                return None
+            known = rows_of_repository(conn, repository_ref.id)
+            tag_rows = conn.execute(
+                tag_query().where(
+                    t.tag.c.repository_id == repository_ref.id,
+                    t.tag.c.legacy_image_id.is_not(None),
+                    alive_clause(now_ms),
+                )
+            ).all()
+        tags_by_image: dict[int, list[Tag]] = {}
+        for row in tag_rows:
+            tags_by_image.setdefault(row.legacy_image_id, []).append(
+                tag_from_row(row, repository_ref)
+            )
+        return [
+            with_parents(row, known, _tags=tuple(tags_by_image.get(image_id, ())))
+            for image_id, row in known.items()
+        ]
+
+    def get_legacy_image(
+        self,
+        repository_ref: RepositoryReference,
+        docker_image_id: str,
+        include_parents: bool = False,
+        include_blob: bool = False,
+    ) -> LegacyImage | None:
+        with self.database.read() as conn:
+            image_id = conn.execute(
+                select(t.legacy_image.c.id, t.legacy_image.c.blob_id).where(
+                    t.legacy_image.c.repository_id == repository_ref.id,
+                    t.legacy_image.c.docker_image_id == docker_image_id,
+                )
+            ).first()
+            if image_id is None:
+                return None
+            image = load_images(conn, [image_id.id], include_parents)[image_id.id]
+            if not include_blob:
+                return image
+            blob_row = conn.execute(select(t.blob).where(t.blob.c.id == image_id.blob_id)).one()
+            blob = self.blob_record(conn, blob_row, include_placements=True)
+        return _with_blob(image, blob)
+
+    def get_legacy_images_owned_by_tag(self, tag: Tag) -> list[LegacyImage] | None:
+        now_ms = self.now_ms()
+        with self.database.read() as conn:
+            row = conn.execute(
+                select(t.tag.c.legacy_image_id, t.tag.c.repository_id).where(t.tag.c.id == tag.id)
+            ).first()
+            if row is None or row.legacy_image_id is None:
+                return None
+            mine = load_rows(conn, [row.legacy_image_id])[row.legacy_image_id]
+            candidates = {mine.id, *ancestor_ids(mine.ancestors)}
+            others = conn.execute(
+                select(t.legacy_image.c.id, t.legacy_image.c.ancestors)
+                .join(t.tag, t.tag.c.legacy_image_id == t.legacy_image.c.id)
+                .where(
+                    t.tag.c.repository_id == row.repository_id,
+                    t.tag.c.id != tag.id,
+                    alive_clause(now_ms),
+                )
+            ).all()
+            for other in others:
+                candidates -= {other.id, *ancestor_ids(other.ancestors)}
+            images = load_images(conn, candidates, include_parents=True)
+        return [images[i] for i in sorted(images)]
+
+    def _legacy_image_id_of(
+        self, conn: Connection, target: Manifest | LegacyImage
+    ) -> tuple[bool, int | None]:
+        """(row exists, legacy image id) for a manifest or a legacy image."""
+        if isinstance(target, LegacyImage):
+            found = conn.execute(
+                select(t.legacy_image.c.id).where(t.legacy_image.c.id == target.id)
+            ).scalar()
+            return found is not None, found
+        exists_row = conn.execute(
+            select(t.manifest.c.id, t.manifest_legacy_image.c.legacy_image_id)
+            .outerjoin(t.manifest_legacy_image)
+            .where(t.manifest.c.id == target.id)
+        ).first()
+        if exists_row is None:
+            return False, None
+        return True, exists_row.legacy_image_id
+
+    def get_security_status(
+        self, manifest_or_legacy_image: Manifest | LegacyImage
+    ) -> SecurityScanStatus | None:
+        with self.database.read() as conn:
+            present, image_id = self._legacy_image_id_of(conn, manifest_or_legacy_image)
+            if not present:
+                return None
+            if image_id is None:
+                return SecurityScanStatus.UNSUPPORTED
+            row = conn.execute(
+                select(
+                    t.legacy_image.c.security_indexed, t.legacy_image.c.security_indexed_engine
+                ).where(t.legacy_image.c.id == image_id)
+            ).one()
+        if row.security_indexed_engine is None or row.security_indexed_engine < 0:
+            return SecurityScanStatus.QUEUED
+        return SecurityScanStatus.SCANNED if row.security_indexed else SecurityScanStatus.FAILED
+
+    def set_security_status(
+        self, legacy_image: LegacyImage, indexed: bool, engine_version: int
+    ) -> None:
+        """Records a scan result; ``engine_version`` -1 resets the image to unscanned."""
+        with self.database.write() as conn:
+            conn.execute(
+                update(t.legacy_image)
+                .where(t.legacy_image.c.id == legacy_image.id)
+                .values(security_indexed=indexed, security_indexed_engine=engine_version)
+            )
+
+    def leaf_image_with_parents(self, conn: Connection, image_id: int) -> LegacyImage | None:
+        return load_images(conn, [image_id], include_parents=True).get(image_id)
+
+
+def _with_blob(image: LegacyImage, blob: Any) -> LegacyImage:
+    from dataclasses import replace
+
+    return replace(image, _blob=blob)
+
+
+__all__ = ["LegacyImageMixin", "image_query"]

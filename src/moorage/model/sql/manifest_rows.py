@@ -1,0 +1,54 @@
+"""Manifest rows as records, and the blob visibility rule shared by manifests and blobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, exists, or_, select
+
+from moorage.db import tables as t
+from moorage.domain.digest import EMPTY_LAYER_DIGEST
+from moorage.domain.records import Manifest
+
+
+def manifest_from_row(row: Row[Any], **extra: Any) -> Manifest:
+    return Manifest(
+        id=row.id,
+        repository_id=row.repository_id,
+        digest=row.digest,
+        media_type=row.media_type,
+        internal_manifest_bytes=bytes(row.manifest_bytes),
+        artifact_type=row.artifact_type,
+        subject_digest=row.subject_digest,
+        layers_compressed_size=row.layers_compressed_size,
+        **extra,
+    )
+
+
+def visible_blob_query(repository_id: int, digest: str, now_ms: int) -> Any:
+    """Complete blobs with this digest that the repository sees: through one of its
+    manifests, legacy images or unexpired upload/mount links. The shared empty layer is
+    visible everywhere."""
+    query = select(t.blob).where(t.blob.c.digest == digest, t.blob.c.uploading.is_(False))
+    if digest == EMPTY_LAYER_DIGEST:
+        return query
+    linked = or_(
+        exists().where(
+            t.manifest_blob.c.blob_id == t.blob.c.id,
+            t.manifest_blob.c.repository_id == repository_id,
+        ),
+        exists().where(
+            t.legacy_image.c.blob_id == t.blob.c.id,
+            t.legacy_image.c.repository_id == repository_id,
+        ),
+        exists().where(
+            t.uploaded_blob.c.blob_id == t.blob.c.id,
+            t.uploaded_blob.c.repository_id == repository_id,
+            t.uploaded_blob.c.expires_at_ms > now_ms,
+        ),
+    )
+    return query.where(linked)
+
+
+def visible_blob(conn: Connection, repository_id: int, digest: str, now_ms: int) -> Any:
+    return conn.execute(visible_blob_query(repository_id, digest, now_ms)).first()

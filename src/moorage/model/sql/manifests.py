@@ -1,0 +1,284 @@
+"""Manifests: storing, looking up, listing layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from moorage.db import tables as t
+from moorage.domain.errors import BlobUnknownError, ManifestError, ManifestUnknownError
+from moorage.domain.manifests import ParsedManifest, V1Entry, parse_manifest
+from moorage.domain.records import (
+    LayerInfo,
+    Manifest,
+    ManifestLayer,
+    RepositoryReference,
+)
+from moorage.model.sql.base import new_uuid
+from moorage.model.sql.legacy import LegacyImageMixin
+from moorage.model.sql.manifest_rows import manifest_from_row, visible_blob
+
+TEMP_TAG_PREFIX = "$temp-"
+
+
+def _reachable_clause(now_ms: int) -> Any:
+    """An alive tag (hidden temp tags included) on the manifest or on a list holding it."""
+    alive = or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > now_ms)
+    parent_tag = t.tag.alias("parent_tag")
+    parent_alive = or_(
+        parent_tag.c.lifetime_end_ms.is_(None), parent_tag.c.lifetime_end_ms > now_ms
+    )
+    return or_(
+        exists().where(t.tag.c.manifest_id == t.manifest.c.id, alive),
+        exists().where(
+            t.manifest_child.c.child_manifest_id == t.manifest.c.id,
+            parent_tag.c.manifest_id == t.manifest_child.c.manifest_id,
+            parent_alive,
+        ),
+    )
+
+
+class ManifestMixin(LegacyImageMixin):
+    def manifest_record(self, conn: Connection, row: Any, include_legacy_image: bool) -> Manifest:
+        if not include_legacy_image:
+            return manifest_from_row(row)
+        image_id = conn.execute(
+            select(t.manifest_legacy_image.c.legacy_image_id).where(
+                t.manifest_legacy_image.c.manifest_id == row.id
+            )
+        ).scalar()
+        image = None if image_id is None else self.leaf_image_with_parents(conn, image_id)
+        return manifest_from_row(row, _legacy_image=image)
+
+    def lookup_manifest_by_digest(
+        self,
+        repository_ref: RepositoryReference,
+        manifest_digest: str,
+        allow_dead: bool = False,
+        include_legacy_image: bool = False,
+    ) -> Manifest | None:
+        query = select(t.manifest).where(
+            t.manifest.c.repository_id == repository_ref.id,
+            t.manifest.c.digest == manifest_digest,
+        )
+        if not allow_dead:
+            query = query.where(_reachable_clause(self.now_ms()))
+        with self.database.read() as conn:
+            row = conn.execute(query).first()
+            return None if row is None else self.manifest_record(conn, row, include_legacy_image)
+
+    def create_manifest(
+        self,
+        repository_ref: RepositoryReference,
+        manifest_bytes: bytes,
+        media_type: str,
+        *,
+        legacy_chain: Sequence[V1Entry] | None = None,
+        temp_tag_expiration_s: int | None = None,
+    ) -> Manifest:
+        """Stores a manifest with its blob links, children and legacy image chain.
+
+        Every referenced blob must be visible in the repository (BlobUnknownError) and
+        every child of a list stored in it (ManifestUnknownError). A temp tag keeps an
+        untagged manifest (e.g. a list child pushed by digest) alive for a while."""
+        parsed = parse_manifest(manifest_bytes, media_type)
+        if parsed.schema1 is not None:
+            legacy_chain = parsed.schema1.entries
+        try:
+            return self._create_manifest(
+                repository_ref, parsed, legacy_chain, temp_tag_expiration_s
+            )
+        except IntegrityError:
+            # A concurrent push stored the same manifest first: use that one.
+            found = self.lookup_manifest_by_digest(repository_ref, parsed.digest, allow_dead=True)
+            if found is None:
+                raise
+            return found
+
+    def _create_manifest(
+        self,
+        repository_ref: RepositoryReference,
+        parsed: ParsedManifest,
+        legacy_chain: Sequence[V1Entry] | None,
+        temp_tag_expiration_s: int | None,
+    ) -> Manifest:
+        with self.database.write() as conn:
+            now_ms = self.now_ms()
+            row = conn.execute(
+                select(t.manifest).where(
+                    t.manifest.c.repository_id == repository_ref.id,
+                    t.manifest.c.digest == parsed.digest,
+                )
+            ).first()
+            if row is None:
+                row = self._insert_manifest(conn, repository_ref.id, parsed, legacy_chain, now_ms)
+            if temp_tag_expiration_s is not None:
+                self.add_temp_tag(conn, repository_ref.id, row.id, now_ms, temp_tag_expiration_s)
+            return manifest_from_row(row)
+
+    def add_temp_tag(
+        self, conn: Connection, repository_id: int, manifest_id: int, now_ms: int, seconds: int
+    ) -> None:
+        conn.execute(
+            t.tag.insert().values(
+                repository_id=repository_id,
+                name=TEMP_TAG_PREFIX + new_uuid(),
+                manifest_id=manifest_id,
+                lifetime_start_ms=now_ms,
+                lifetime_end_ms=now_ms + seconds * 1000,
+                hidden=True,
+                reversion=False,
+            )
+        )
+
+    def _insert_manifest(
+        self,
+        conn: Connection,
+        repository_id: int,
+        parsed: ParsedManifest,
+        legacy_chain: Sequence[V1Entry] | None,
+        now_ms: int,
+    ) -> Any:
+        blob_ids = []
+        for digest in parsed.local_blob_digests:
+            blob = visible_blob(conn, repository_id, digest, now_ms)
+            if blob is None:
+                raise BlobUnknownError(digest)
+            blob_ids.append(blob.id)
+        child_ids = []
+        for child in parsed.children:
+            child_id = conn.execute(
+                select(t.manifest.c.id).where(
+                    t.manifest.c.repository_id == repository_id,
+                    t.manifest.c.digest == child.digest,
+                )
+            ).scalar()
+            if child_id is None:
+                raise ManifestUnknownError(child.digest)
+            child_ids.append(child_id)
+        manifest_id = conn.execute(
+            t.manifest.insert().values(
+                repository_id=repository_id,
+                digest=parsed.digest,
+                media_type=parsed.media_type,
+                manifest_bytes=parsed.raw,
+                config_media_type=None if parsed.config is None else parsed.config.media_type,
+                artifact_type=parsed.artifact_type,
+                subject_digest=None if parsed.subject is None else parsed.subject.digest,
+                layers_compressed_size=sum(max(layer.size, 0) for layer in parsed.layers),
+                created=datetime.now(UTC),
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        for blob_id in dict.fromkeys(blob_ids):
+            conn.execute(
+                t.manifest_blob.insert().values(
+                    repository_id=repository_id, manifest_id=manifest_id, blob_id=blob_id
+                )
+            )
+        for child_id in dict.fromkeys(child_ids):
+            conn.execute(
+                t.manifest_child.insert().values(
+                    repository_id=repository_id, manifest_id=manifest_id, child_manifest_id=child_id
+                )
+            )
+        if legacy_chain:
+            leaf_id = self.create_chain(conn, repository_id, legacy_chain, now_ms)
+            conn.execute(
+                t.manifest_legacy_image.insert().values(
+                    repository_id=repository_id, manifest_id=manifest_id, legacy_image_id=leaf_id
+                )
+            )
+        return conn.execute(select(t.manifest).where(t.manifest.c.id == manifest_id)).one()
+
+    def list_manifest_layers(
+        self, manifest: Manifest, include_placements: bool = False
+    ) -> list[ManifestLayer] | None:
+        try:
+            parsed = parse_manifest(manifest.internal_manifest_bytes, manifest.media_type)
+        except ManifestError:
+            return None
+        if parsed.is_list:
+            return None
+        with self.database.read() as conn:
+            now_ms = self.now_ms()
+            entries = self._chain_entries(conn, manifest, parsed)
+            layers: list[ManifestLayer] = []
+            for index, layer in enumerate(parsed.layers):
+                entry = entries[index] if entries is not None else None
+                blob = None
+                if not layer.is_remote:
+                    row = visible_blob(conn, manifest.repository_id, layer.digest, now_ms)
+                    if row is None:
+                        return None
+                    blob = self.blob_record(conn, row, include_placements)
+                size = layer.size if layer.size >= 0 else (blob.compressed_size if blob else None)
+                info = LayerInfo(
+                    layer_id=None if entry is None else entry.id,
+                    blob_digest=layer.digest,
+                    compressed_size=size,
+                    is_remote=layer.is_remote,
+                    urls=layer.urls,
+                    command=None if entry is None else entry.command,
+                    comment=None if entry is None else entry.comment,
+                    author=None if entry is None else entry.author,
+                    created_datetime=None if entry is None else entry.created,
+                    media_type=layer.media_type,
+                )
+                layers.append(ManifestLayer(layer_info=info, blob=blob))
+        return layers
+
+    def _chain_entries(
+        self, conn: Connection, manifest: Manifest, parsed: ParsedManifest
+    ) -> list[Any] | None:
+        """V1 details per layer (aligned with ``parsed.layers``), when the chain is known."""
+        if parsed.schema1 is not None:
+            return list(parsed.schema1.entries)
+        image_id = conn.execute(
+            select(t.manifest_legacy_image.c.legacy_image_id).where(
+                t.manifest_legacy_image.c.manifest_id == manifest.id
+            )
+        ).scalar()
+        if image_id is None:
+            return None
+        leaf = self.leaf_image_with_parents(conn, image_id)
+        if leaf is None:
+            return None
+        chain = [*reversed(leaf.parents), leaf]
+        # Throwaway (empty) entries of the chain carry no layer of the manifest.
+        layered = [
+            _ImageEntry(i.docker_image_id, i.command, i.comment, None, i.created)
+            for i in chain
+            if not _is_throwaway(i.v1_metadata_string)
+        ]
+        return layered if len(layered) == len(parsed.layers) else None
+
+
+class _ImageEntry:
+    __slots__ = ("author", "command", "comment", "created", "id")
+
+    def __init__(
+        self,
+        id: str,
+        command: str | None,
+        comment: str | None,
+        author: str | None,
+        created: datetime | None,
+    ) -> None:
+        self.id, self.command, self.comment = id, command, comment
+        self.author, self.created = author, created
+
+
+def _is_throwaway(v1_json: str | None) -> bool:
+    import json
+
+    if not v1_json:
+        return False
+    try:
+        data = json.loads(v1_json)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("throwaway") is True

@@ -1,0 +1,149 @@
+"""Namespaces and repositories."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from moorage.db import tables as t
+from moorage.domain.errors import DataModelError
+from moorage.domain.names import validate_namespace_name, validate_repository_name
+from moorage.domain.records import (
+    Namespace,
+    NamespaceKind,
+    RepositoryKind,
+    RepositoryReference,
+    RepositoryState,
+    Visibility,
+)
+from moorage.model.sql.base import (
+    SqlModelBase,
+    new_uuid,
+    repository_from_row,
+    repository_query,
+)
+
+
+class RepositoryMixin(SqlModelBase):
+    def create_namespace(
+        self,
+        name: str,
+        kind: NamespaceKind = NamespaceKind.USER,
+        *,
+        email: str | None = None,
+        removed_tag_expiration_s: int | None = None,
+    ) -> Namespace:
+        validate_namespace_name(name)
+        window = (
+            self.default_removed_tag_expiration_s
+            if removed_tag_expiration_s is None
+            else removed_tag_expiration_s
+        )
+        if window < 0:
+            raise DataModelError("the time-machine window cannot be negative")
+        try:
+            with self.database.write() as conn:
+                conn.execute(
+                    t.namespace.insert().values(
+                        uuid=new_uuid(),
+                        name=name,
+                        kind=kind.value,
+                        email=email,
+                        enabled=True,
+                        removed_tag_expiration_s=window,
+                        created=datetime.now(UTC),
+                    )
+                )
+        except IntegrityError:
+            raise DataModelError(f"namespace {name!r} already exists") from None
+        found = self.get_namespace(name)
+        assert found is not None
+        return found
+
+    def get_namespace(self, name: str) -> Namespace | None:
+        with self.database.read() as conn:
+            row = conn.execute(select(t.namespace).where(t.namespace.c.name == name)).first()
+        if row is None:
+            return None
+        return Namespace(
+            id=row.id,
+            uuid=row.uuid,
+            name=row.name,
+            kind=NamespaceKind(row.kind),
+            enabled=bool(row.enabled),
+            removed_tag_expiration_s=row.removed_tag_expiration_s,
+            email=row.email,
+        )
+
+    def set_namespace_enabled(self, name: str, enabled: bool) -> bool:
+        with self.database.write() as conn:
+            result = conn.execute(
+                update(t.namespace).where(t.namespace.c.name == name).values(enabled=enabled)
+            )
+        return result.rowcount == 1
+
+    def is_namespace_enabled(self, namespace_name: str) -> bool:
+        with self.database.read() as conn:
+            enabled = conn.execute(
+                select(t.namespace.c.enabled).where(t.namespace.c.name == namespace_name)
+            ).scalar()
+        return bool(enabled)
+
+    def create_repository(
+        self,
+        namespace_name: str,
+        repo_name: str,
+        *,
+        visibility: Visibility = Visibility.PRIVATE,
+        kind: RepositoryKind = RepositoryKind.IMAGE,
+    ) -> RepositoryReference | None:
+        """Creates the repository; returns the existing one if it is already there, None
+        if the namespace does not exist."""
+        validate_repository_name(repo_name)
+        with self.database.write() as conn:
+            namespace_id = conn.execute(
+                select(t.namespace.c.id).where(t.namespace.c.name == namespace_name)
+            ).scalar()
+            if namespace_id is None:
+                return None
+            existing = conn.execute(
+                select(t.repository.c.id).where(
+                    t.repository.c.namespace_id == namespace_id, t.repository.c.name == repo_name
+                )
+            ).scalar()
+            if existing is None:
+                existing = conn.execute(
+                    t.repository.insert().values(
+                        namespace_id=namespace_id,
+                        name=repo_name,
+                        visibility=visibility.value,
+                        kind=kind.value,
+                        state=RepositoryState.NORMAL.value,
+                        created=datetime.now(UTC),
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            return self.repository_ref(conn, int(existing))
+
+    def set_repository_state(
+        self, repository_ref: RepositoryReference, state: RepositoryState
+    ) -> None:
+        with self.database.write() as conn:
+            conn.execute(
+                update(t.repository)
+                .where(t.repository.c.id == repository_ref.id)
+                .values(state=state.value)
+            )
+
+    def lookup_repository(
+        self, namespace_name: str, repo_name: str, kind_filter: RepositoryKind | None = None
+    ) -> RepositoryReference | None:
+        query = repository_query().where(
+            t.namespace.c.name == namespace_name, t.repository.c.name == repo_name
+        )
+        if kind_filter is not None:
+            query = query.where(t.repository.c.kind == RepositoryKind(kind_filter).value)
+        with self.database.read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else repository_from_row(row)
