@@ -185,7 +185,9 @@ class ManifestMixin(LegacyImageMixin):
                     repository_id=repository_id, manifest_id=manifest_id, child_manifest_id=child_id
                 )
             )
-        if legacy_chain:
+        remote = {layer.digest for layer in parsed.layers if layer.is_remote}
+        # A V1 chain cannot stand for foreign (remote) layers: such images get none.
+        if legacy_chain and not any(entry.blob_digest in remote for entry in legacy_chain):
             leaf_id = self.create_chain(conn, repository_id, legacy_chain, now_ms)
             conn.execute(
                 t.manifest_legacy_image.insert().values(

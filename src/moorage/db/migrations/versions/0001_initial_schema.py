@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 18:11:58.093901
+Create Date: 2026-11-27
 """
 
 from collections.abc import Sequence
@@ -662,12 +662,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tag")),
-        sa.UniqueConstraint(
-            "repository_id",
-            "name",
-            "lifetime_end_ms",
-            name=op.f("uq_tag_repository_id_name_lifetime_end_ms"),
-        ),
     )
     with op.batch_alter_table("tag", schema=None) as batch_op:
         batch_op.create_index(
