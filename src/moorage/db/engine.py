@@ -35,7 +35,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        if engine.url.database not in (None, "", ":memory:"):
+        # WAL is a property of the file: set it once. Asking again would need a lock
+        # that a busy writer holds, and the pragma does not wait on the busy timeout.
+        on_disk = engine.url.database not in (None, "", ":memory:")
+        if on_disk and cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from moorage.db.engine import create_database_engine
 from moorage.db.tables import metadata
 
 config = context.config
@@ -17,7 +17,8 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    # Our engine factory, so that a new SQLite file starts out in WAL mode.
+    engine = create_database_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
