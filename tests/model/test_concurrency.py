@@ -52,13 +52,35 @@ def _move_at_once(
         results[index] = model.retarget_tag(repo, "latest", targets[index])
 
     threads = [threading.Thread(target=move, args=(i,)) for i in range(len(targets))]
-    with writer_holding_the_lock(model.database.engine, repo.id):
+    engine = model.database.engine
+    with writer_holding_the_lock(engine, repo.id):
         for thread in threads:
             thread.start()
-        time.sleep(0.5)  # both movers have read the tag and now wait for the lock
+        _wait_until_movers_queue(engine, len(threads))
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def _wait_until_movers_queue(engine: Engine, movers: int) -> None:
+    """Both movers have read the tag and now wait for the write lock."""
+    if engine.dialect.name != "postgresql":
+        time.sleep(1.5)  # SQLite cannot show who waits on its lock
+        return
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            conn.rollback()
+            if waiting >= movers:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the movers never queued behind the lock")
 
 
 def _assert_history_consistent(

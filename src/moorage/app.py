@@ -1,0 +1,123 @@
+"""The composition root: ``build(settings)`` wires engine, model, storage and the ASGI app.
+
+Nothing here runs at import time; the CLI, uvicorn workers (via ``asgi_from_env``) and tests all
+start from ``build``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp
+
+from moorage.config import CONFIG_FILE_ENV, Settings, load_settings
+from moorage.db.engine import Database, create_database_engine
+from moorage.db.migrate import current_revision, upgrade_engine
+from moorage.domain.errors import ConfigError
+from moorage.http.app import create_http_app
+from moorage.http.context import HttpContext
+from moorage.http.health import HealthCheck
+from moorage.model.sql import SqlRegistryModel
+from moorage.observability import Metrics, configure_logging, get_logger
+from moorage.storage.health import check_local_root, prepare_local_root
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """The wired application. ``close()`` releases the database connections."""
+
+    settings: Settings
+    database: Database
+    model: SqlRegistryModel
+    storage_root: Path
+    metrics: Metrics
+    asgi: ASGIApp
+
+    def close(self) -> None:
+        self.database.engine.dispose()
+
+
+def open_engine(settings: Settings) -> Engine:
+    """An engine for the configured database; creates the SQLite file's directory if needed."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return create_database_engine(settings.database_url)
+
+
+def upgrade_database(settings: Settings) -> str | None:
+    """Bring the schema to the newest revision; returns that revision."""
+    engine = open_engine(settings)
+    try:
+        upgrade_engine(engine)
+        return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def database_revision(settings: Settings) -> str | None:
+    """The schema revision the database is at (``None`` for an empty database)."""
+    engine = open_engine(settings)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def _prepare_storage(settings: Settings) -> Path:
+    root = settings.storage_root
+    try:
+        prepare_local_root(root)
+    except OSError as exc:
+        raise ConfigError(f"storage.root: cannot create {root}: {exc.strerror or exc}") from exc
+    return root
+
+
+def build(settings: Settings) -> Application:
+    """Wire everything for ``settings``; migrates first on the embedded (SQLite) default."""
+    configure_logging(settings.log_level, settings.log_format)
+    storage_root = _prepare_storage(settings)
+    engine = open_engine(settings)
+    database = Database(engine)
+    if settings.should_migrate_on_start:
+        upgrade_engine(engine)
+    metrics = Metrics.create()
+    context = HttpContext(
+        metrics=metrics,
+        health_checks=(
+            HealthCheck("database", database.ping),
+            HealthCheck("storage", lambda: check_local_root(storage_root)),
+        ),
+        read_only=settings.read_only,
+        on_shutdown=(engine.dispose,),
+    )
+    log.info("application built", settings=settings.redacted())
+    return Application(
+        settings=settings,
+        database=database,
+        model=SqlRegistryModel(
+            database,
+            locations=(settings.storage.location,),
+            default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
+        ),
+        storage_root=storage_root,
+        metrics=metrics,
+        asgi=create_http_app(context),
+    )
+
+
+def asgi_from_env() -> ASGIApp:
+    """App factory for uvicorn worker processes: settings come from the environment.
+
+    ``moorage serve`` exports its command-line flags as ``MOORAGE_*`` variables (and the config
+    file path as ``MOORAGE_CONFIG``) before starting the workers.
+    """
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    settings = load_settings(Path(config_file) if config_file else None)
+    return build(settings).asgi

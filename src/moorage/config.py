@@ -1,0 +1,179 @@
+"""Typed settings from an optional YAML file and ``MOORAGE_*`` environment variables.
+
+Precedence, highest first: command-line flags, environment (``MOORAGE_PORT``, nested
+``MOORAGE_STORAGE__ROOT``), the YAML file, defaults. Everything is validated once at start and
+every problem is reported in one ``ConfigError`` that names each offending key.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from moorage.domain.errors import ConfigError
+from moorage.observability import LogFormat, redact_url_passwords, redact_value
+
+ENV_PREFIX = "MOORAGE_"
+CONFIG_FILE_ENV = "MOORAGE_CONFIG"  # path of the YAML file, for processes started without flags
+MIB = 1024 * 1024
+
+# Command-line flags for the Settings being built; a source that must outrank the environment.
+_flag_values: ContextVar[dict[str, Any]] = ContextVar("moorage_flag_values")
+
+
+class StorageSettings(BaseModel):
+    """Where blob bytes live. Only the local filesystem driver exists so far."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    driver: Literal["filesystem"] = "filesystem"
+    root: Path | None = Field(default=None, description="default: <data_dir>/storage")
+    location: str = Field(default="local", min_length=1, pattern=r"^[a-z0-9_]+$")
+
+
+class Settings(BaseSettings):
+    """All of Moorage's settings. Build with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str = Field(default="", description="default: sqlite:///<data_dir>/moorage.db")
+    auto_migrate: bool | None = Field(
+        default=None, description="run migrations at start; default: only on SQLite"
+    )
+    workers: int = Field(default=1, ge=1, le=256)
+    read_only: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: LogFormat = "auto"
+    storage: StorageSettings = StorageSettings()
+    push_temp_tag_expiration_s: int = Field(default=3600, ge=0)
+    manifest_size_limit: int = Field(default=4 * MIB, ge=1024)
+    namespace_default_removed_tag_expiration_s: int = Field(default=1_209_600, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs: flags beat the environment, which beats the file.
+        flags = InitSettingsSource(settings_cls, init_kwargs=_flag_values.get({}))
+        return flags, env_settings, init_settings
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        # Resolved once so every worker process agrees on the same absolute paths.
+        data_dir = self.data_dir.expanduser().resolve()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'moorage.db'}")
+        root = self.storage.root
+        root = data_dir / "storage" if root is None else root.expanduser().resolve()
+        object.__setattr__(self, "storage", self.storage.model_copy(update={"root": root}))
+        return self
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def storage_root(self) -> Path:
+        root = self.storage.root
+        assert root is not None  # filled in by _fill_defaults
+        return root
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.is_embedded_database if self.auto_migrate is None else self.auto_migrate
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-ready view with passwords removed, for logs and ``config show``."""
+        data: dict[str, Any] = redact_value("", self.model_dump(mode="json"))
+        return data
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            yield key, redact_url_passwords(value) if isinstance(value, str) else value
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; an empty file means no settings."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # One line: YAML errors span several, the CLI prints a single line.
+        raise ConfigError(
+            f"config file {path}: not valid YAML: {' '.join(str(exc).split())}"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of settings, not a list or value")
+    return {str(key): value for key, value in data.items()}
+
+
+def _describe(error: Any) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "settings"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    return f"{key}: {error['msg']}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, the file, the environment and explicit overrides.
+
+    ``overrides`` (command-line flags) win over everything; ``None`` values are ignored.
+    """
+    values = read_config_file(config_file) if config_file is not None else {}
+    token = _flag_values.set({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(problems) from None
+    finally:
+        _flag_values.reset(token)

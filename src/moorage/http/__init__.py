@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, one error table, request context. Never touches SQL or storage keys."""

@@ -1,0 +1,36 @@
+"""The HTTP application factory: everything arrives as arguments, nothing is global."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from moorage.http.context import HttpContext
+from moorage.http.errors import EXCEPTION_HANDLERS
+from moorage.http.middleware import ApiVersionMiddleware, RequestMiddleware
+from moorage.http.routes import ROUTES, RouteSpec, starlette_routes
+
+
+def create_http_app(context: HttpContext, routes: Sequence[RouteSpec] = ROUTES) -> ASGIApp:
+    """The ASGI app serving ``routes`` (the whole route table unless a test narrows it).
+
+    The request and API-version middleware wrap Starlette from outside so that they also see
+    (and tag) the 500 responses that Starlette's outermost error middleware writes.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        for callback in context.on_shutdown:
+            callback()
+
+    app = Starlette(
+        routes=starlette_routes(routes, read_only=context.read_only),
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    return RequestMiddleware(ApiVersionMiddleware(app), context.metrics)

@@ -1,0 +1,27 @@
+"""What the HTTP layer is handed by the composition root, reachable from every request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from moorage.http.health import HealthCheck
+from moorage.observability import Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class HttpContext:
+    """Dependencies of the endpoints; later issues add the registry services here."""
+
+    metrics: Metrics
+    health_checks: Sequence[HealthCheck] = field(default_factory=tuple)
+    read_only: bool = False
+    health_timeout_s: float = 5.0
+    on_shutdown: Sequence[Callable[[], None]] = field(default_factory=tuple)
+
+
+def get_context(request: Request) -> HttpContext:
+    context: HttpContext = request.app.state.context
+    return context

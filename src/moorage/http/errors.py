@@ -1,0 +1,132 @@
+"""The one mapping from errors to HTTP: domain error → (status, OCI error code), one writer.
+
+Error bodies follow the distribution-spec format: ``{"errors": [{"code", "message", "detail"}]}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from moorage.domain import errors as domain
+from moorage.observability import get_logger
+
+log = get_logger(__name__)
+
+
+class ErrorCode(StrEnum):
+    BLOB_UNKNOWN = "BLOB_UNKNOWN"
+    BLOB_UPLOAD_INVALID = "BLOB_UPLOAD_INVALID"
+    BLOB_UPLOAD_UNKNOWN = "BLOB_UPLOAD_UNKNOWN"
+    DIGEST_INVALID = "DIGEST_INVALID"
+    MANIFEST_BLOB_UNKNOWN = "MANIFEST_BLOB_UNKNOWN"
+    MANIFEST_INVALID = "MANIFEST_INVALID"
+    MANIFEST_UNKNOWN = "MANIFEST_UNKNOWN"
+    NAME_INVALID = "NAME_INVALID"
+    NAME_UNKNOWN = "NAME_UNKNOWN"
+    SIZE_INVALID = "SIZE_INVALID"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    DENIED = "DENIED"
+    UNSUPPORTED = "UNSUPPORTED"
+    TOOMANYREQUESTS = "TOOMANYREQUESTS"
+    MANIFEST_UNVERIFIED = "MANIFEST_UNVERIFIED"
+    TAG_INVALID = "TAG_INVALID"
+    PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
+    RANGE_INVALID = "RANGE_INVALID"
+    NOT_FOUND = "NOT_FOUND"  # no route matches the path
+    INVALID_REQUEST = "INVALID_REQUEST"  # Quay's code for refused REST API input
+    UNKNOWN = "UNKNOWN"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+# Domain errors, most specific first; lookup walks the exception's MRO.
+DOMAIN_ERRORS: Mapping[type[domain.MoorageError], tuple[int, ErrorCode]] = {
+    domain.InvalidDigestError: (400, ErrorCode.DIGEST_INVALID),
+    domain.InvalidNameError: (400, ErrorCode.NAME_INVALID),
+    domain.ManifestError: (400, ErrorCode.MANIFEST_INVALID),
+    # Misconfiguration or programming errors, not the client's fault.
+    domain.UnknownLocationError: (500, ErrorCode.UNKNOWN),
+    domain.UnknownSignerError: (500, ErrorCode.UNKNOWN),
+    domain.DataModelError: (400, ErrorCode.INVALID_REQUEST),
+    domain.MoorageError: (500, ErrorCode.UNKNOWN),
+}
+
+_HTTP_STATUS_CODES: Mapping[int, ErrorCode] = {
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.UNSUPPORTED,
+    416: ErrorCode.RANGE_INVALID,
+    429: ErrorCode.TOOMANYREQUESTS,
+    503: ErrorCode.UNAVAILABLE,
+}
+
+
+class RegistryError(Exception):
+    """An error raised by endpoints that has no domain equivalent (e.g. NAME_UNKNOWN)."""
+
+    def __init__(self, status: int, code: ErrorCode, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+
+def error_response(
+    status: int,
+    code: ErrorCode,
+    message: str,
+    detail: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    entry: dict[str, Any] = {"code": code.value, "message": message}
+    if detail is not None:
+        entry["detail"] = detail
+    return JSONResponse({"errors": [entry]}, status_code=status, headers=headers)
+
+
+def classify(exc: domain.MoorageError) -> tuple[int, ErrorCode]:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            return DOMAIN_ERRORS[cls]
+    return 500, ErrorCode.UNKNOWN
+
+
+async def handle_registry_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return error_response(exc.status, exc.code, exc.message, exc.detail)
+
+
+async def handle_domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, domain.MoorageError)
+    status, code = classify(exc)
+    if status >= 500:
+        log.error("unexpected domain error", exc_info=exc)
+        return error_response(status, code, "internal server error")
+    return error_response(status, code, str(exc))
+
+
+async def handle_http_exception(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_STATUS_CODES.get(exc.status_code, ErrorCode.UNKNOWN)
+    message = "route not found" if exc.status_code == 404 else str(exc.detail).lower()
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def handle_unexpected(_request: Request, _exc: Exception) -> Response:
+    # The request middleware logs the traceback once, with the request id.
+    return error_response(500, ErrorCode.UNKNOWN, "internal server error")
+
+
+EXCEPTION_HANDLERS = {
+    RegistryError: handle_registry_error,
+    domain.MoorageError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,35 @@
+"""Operational endpoints: ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from moorage.http.context import get_context
+from moorage.http.health import run_checks
+
+
+async def healthz(request: Request) -> Response:
+    """200 when every component answers, else 503 naming the ones that do not."""
+    context = get_context(request)
+    statuses = await run_checks(context.health_checks, context.health_timeout_s)
+    failing = [status.component for status in statuses if not status.healthy]
+    components = {
+        status.component: (
+            {"status": "ok"} if status.healthy else {"status": "error", "error": status.error}
+        )
+        for status in statuses
+    }
+    body = {
+        "status": "unavailable" if failing else "ok",
+        "failing": failing,
+        "components": components,
+    }
+    return JSONResponse(body, status_code=503 if failing else 200)
+
+
+def metrics(request: Request) -> Response:
+    """Prometheus text format; a plain function so Starlette runs it in a worker thread."""
+    registry = get_context(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

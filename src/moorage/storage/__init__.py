@@ -1,0 +1,1 @@
+"""Blob storage: bytes by key, unaware of repositories."""
