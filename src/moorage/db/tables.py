@@ -117,6 +117,8 @@ manifest = Table(
     Column("subject_digest", String(200), nullable=True),
     Column("layers_compressed_size", BigInteger, nullable=True),
     Column("created", DateTime(timezone=True), nullable=False),
+    # Set by a DELETE of the manifest: no longer served or listed; GC removes it later.
+    Column("deleted_at_ms", BigInteger, nullable=True),
     UniqueConstraint("repository_id", "digest"),
     Index("ix_manifest_repository_subject", "repository_id", "subject_digest"),
 )
@@ -159,6 +161,9 @@ legacy_image = Table(
     Column("aggregate_size", BigInteger, nullable=True),
     Column("security_indexed", Boolean, nullable=False, server_default=text("false")),
     Column("security_indexed_engine", Integer, nullable=False, server_default=text("-1")),
+    # Pushed through the V1 protocol: its blob is linked to the repository by the image itself.
+    # Images derived from a manifest link nothing; the manifest's own blob links do.
+    Column("v1_pushed", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("repository_id", "docker_image_id"),
 )
 

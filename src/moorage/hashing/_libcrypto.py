@@ -127,7 +127,7 @@ _release_buffer.restype = None
 _PYBUF_SIMPLE = 0
 
 
-def update_buffer(spec: AlgorithmSpec, ctx: CtxBuffer, data: object) -> None:
+def update_buffer(spec: AlgorithmSpec, ctx: CtxBuffer, data: bytearray | memoryview) -> None:
     """Feed any C-contiguous buffer (read-only or not) to ``spec.update`` without copying.
 
     ``PyObject_GetBuffer`` pins the buffer for the duration of the call; the libcrypto call itself
@@ -137,7 +137,7 @@ def update_buffer(spec: AlgorithmSpec, ctx: CtxBuffer, data: object) -> None:
     try:
         _get_buffer(data, ctypes.byref(view), _PYBUF_SIMPLE)
     except BufferError:
-        flat = memoryview(data).tobytes()  # type: ignore[call-overload]
+        flat = memoryview(data).tobytes()
         if flat:
             spec.update(ctx, flat, len(flat))
         return
@@ -151,7 +151,7 @@ def update_buffer(spec: AlgorithmSpec, ctx: CtxBuffer, data: object) -> None:
 def _hashlib_libcrypto() -> list[str]:
     """Paths of the libcrypto that Python's ``_hashlib`` extension is linked against."""
     try:
-        import _hashlib  # noqa: PLC0415
+        import _hashlib
     except ImportError:
         return []
     found: list[str] = []
@@ -187,9 +187,9 @@ def _candidates() -> list[str]:
     return names
 
 
-def _bind(lib: ctypes.CDLL, layout: tuple[str, str, int, int, int, int, int, int, int | None]) -> (
-    AlgorithmSpec
-):
+def _bind(
+    lib: ctypes.CDLL, layout: tuple[str, str, int, int, int, int, int, int, int | None]
+) -> AlgorithmSpec:
     name, prefix, ctx_size, digest_size, block_size, len_off, len_w, num_off, md_off = layout
     init = getattr(lib, f"{prefix}_Init")
     update = getattr(lib, f"{prefix}_Update")
@@ -198,9 +198,8 @@ def _bind(lib: ctypes.CDLL, layout: tuple[str, str, int, int, int, int, int, int
     update.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
     update.restype = ctypes.c_int
     final.argtypes, final.restype = (ctypes.c_void_p, ctypes.c_void_p), ctypes.c_int
-    return AlgorithmSpec(
-        name, ctx_size, digest_size, block_size, len_off, len_w, num_off, md_off, init, update, final
-    )
+    sizes = (ctx_size, digest_size, block_size, len_off, len_w, num_off, md_off)
+    return AlgorithmSpec(name, *sizes, init, update, final)
 
 
 def _self_test(spec: AlgorithmSpec) -> None:
@@ -214,9 +213,9 @@ def _self_test(spec: AlgorithmSpec) -> None:
     raw = first.raw
     if raw[size:] != _CANARY:
         raise RuntimeError(f"context struct is larger than the expected {size} bytes")
-    problem = spec.check_fields(raw[:size]) or (
-        None if spec.bytes_hashed(raw[:size]) == 100 else "length fields not where expected"
-    )
+    problem = spec.check_fields(raw[:size])
+    if problem is None and spec.bytes_hashed(raw[:size]) != 100:
+        problem = "length counters not where expected"
     if problem:
         raise RuntimeError(f"unexpected context layout: {problem}")
     second = ctypes.create_string_buffer(raw[:size] + _CANARY, size + len(_CANARY))

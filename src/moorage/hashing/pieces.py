@@ -53,9 +53,7 @@ class PieceHasher:
             if offset:
                 self._current, self._offset = current, offset
         else:
-            # Hasher construction also fails fast here when libcrypto is unavailable.
-            self._current = None
-            ResumableHasher.new("sha1")
+            ResumableHasher.new("sha1")  # fail fast when libcrypto is unavailable
 
     @property
     def piece_length(self) -> int:

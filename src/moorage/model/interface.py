@@ -360,6 +360,25 @@ class RegistryAdministration(Protocol):
         self, legacy_image: LegacyImage, indexed: bool, engine_version: int
     ) -> None: ...
 
+    def delete_manifest(self, repository_ref: RepositoryReference, manifest: Manifest) -> bool: ...
+
+    def list_referrers(
+        self, repository_ref: RepositoryReference, subject_digest: str
+    ) -> list[Manifest]: ...
+
+    def list_tag_names(
+        self,
+        repository_ref: RepositoryReference,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]: ...
+
+    def list_repository_names(
+        self, after: str | None = None, limit: int | None = None, *, public_only: bool = False
+    ) -> list[str]: ...
+
+    def remove_blob_links(self, repository_ref: RepositoryReference, blob: Blob) -> None: ...
+
 
 class RegistryModel(RegistryDataInterface, RegistryAdministration, Protocol):
     """The whole model as services see it."""

@@ -6,6 +6,7 @@ from moorage.model.sql.backfill import BackfillMixin
 from moorage.model.sql.blobs import BlobMixin
 from moorage.model.sql.derived import DerivedImageMixin
 from moorage.model.sql.labels import LabelMixin
+from moorage.model.sql.listing import ListingMixin
 from moorage.model.sql.repositories import RepositoryMixin
 from moorage.model.sql.tags import TagMixin
 from moorage.model.sql.uploads import UploadMixin
@@ -19,6 +20,7 @@ class SqlRegistryModel(
     DerivedImageMixin,
     BlobMixin,
     UploadMixin,
+    ListingMixin,
 ):
     """``RegistryModel`` over SQLAlchemy; construct with a ``Database`` (see SqlModelBase)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from moorage.db import tables as t
 from moorage.domain.records import Blob, RepositoryReference, TorrentInfo
@@ -44,6 +44,17 @@ class BlobMixin(SqlModelBase):
                 )
             )
         return True
+
+    def remove_blob_links(self, repository_ref: RepositoryReference, blob: Blob) -> None:
+        """Drops the repository's upload/mount links to the blob (a blob DELETE). Links
+        through manifests stay: those go with their manifests."""
+        with self.database.write() as conn:
+            conn.execute(
+                delete(t.uploaded_blob).where(
+                    t.uploaded_blob.c.repository_id == repository_ref.id,
+                    t.uploaded_blob.c.blob_id == blob.id,
+                )
+            )
 
     def add_blob_placement(self, blob: Blob, location_name: str) -> None:
         with self.database.write() as conn:

@@ -48,7 +48,13 @@ def _rewrite_json(v1_json: str, image_id: str, parent: str | None) -> str:
 
 class LegacyImageMixin(SqlModelBase):
     def create_chain(
-        self, conn: Connection, repository_id: int, chain: Sequence[V1Entry], now_ms: int
+        self,
+        conn: Connection,
+        repository_id: int,
+        chain: Sequence[V1Entry],
+        now_ms: int,
+        *,
+        v1_pushed: bool = False,
     ) -> int:
         """Stores the chain (base → leaf) and returns the leaf's row id.
 
@@ -80,7 +86,13 @@ class LegacyImageMixin(SqlModelBase):
                 existing = None
             if existing is None:
                 existing = self._insert_image(
-                    conn, repository_id, entry, image_id, blob, parent_row, rewriting
+                    conn, repository_id, entry, image_id, blob, parent_row, rewriting, v1_pushed
+                )
+            elif v1_pushed and not existing.v1_pushed:
+                conn.execute(
+                    update(t.legacy_image)
+                    .where(t.legacy_image.c.id == existing.id)
+                    .values(v1_pushed=True)
                 )
             parent_row = existing
         return int(parent_row.id)
@@ -94,6 +106,7 @@ class LegacyImageMixin(SqlModelBase):
         blob: Any,
         parent: Any,
         rewritten: bool,
+        v1_pushed: bool,
     ) -> Any:
         parent_docker_id = None if parent is None else parent.docker_image_id
         size = blob.compressed_size or 0
@@ -113,6 +126,7 @@ class LegacyImageMixin(SqlModelBase):
                 else entry.v1_json
             ),
             "aggregate_size": size + (0 if parent is None else parent.aggregate_size or 0),
+            "v1_pushed": v1_pushed,
         }
         new_id = conn.execute(t.legacy_image.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
         return conn.execute(select(t.legacy_image).where(t.legacy_image.c.id == new_id)).one()
@@ -122,7 +136,9 @@ class LegacyImageMixin(SqlModelBase):
     ) -> LegacyImage:
         """Stores a V1 image chain (base → leaf), as a V1 push would; returns the leaf."""
         with self.database.write() as conn:
-            leaf_id = self.create_chain(conn, repository_ref.id, chain, self.now_ms())
+            leaf_id = self.create_chain(
+                conn, repository_ref.id, chain, self.now_ms(), v1_pushed=True
+            )
             return load_images(conn, [leaf_id], include_parents=True)[leaf_id]
 
     def get_legacy_images(self, repository_ref: RepositoryReference) -> list[LegacyImage] | None:

@@ -27,8 +27,8 @@ def manifest_from_row(row: Row[Any], **extra: Any) -> Manifest:
 
 def visible_blob_query(repository_id: int, digest: str, now_ms: int) -> Any:
     """Complete blobs with this digest that the repository sees: through one of its
-    manifests, legacy images or unexpired upload/mount links. The shared empty layer is
-    visible everywhere."""
+    (not deleted) manifests, its V1-pushed legacy images or unexpired upload/mount links.
+    The shared empty layer is visible everywhere."""
     query = select(t.blob).where(t.blob.c.digest == digest, t.blob.c.uploading.is_(False))
     if digest == EMPTY_LAYER_DIGEST:
         return query
@@ -36,10 +36,13 @@ def visible_blob_query(repository_id: int, digest: str, now_ms: int) -> Any:
         exists().where(
             t.manifest_blob.c.blob_id == t.blob.c.id,
             t.manifest_blob.c.repository_id == repository_id,
+            t.manifest.c.id == t.manifest_blob.c.manifest_id,
+            t.manifest.c.deleted_at_ms.is_(None),
         ),
         exists().where(
             t.legacy_image.c.blob_id == t.blob.c.id,
             t.legacy_image.c.repository_id == repository_id,
+            t.legacy_image.c.v1_pushed.is_(True),
         ),
         exists().where(
             t.uploaded_blob.c.blob_id == t.blob.c.id,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, or_, select
+from sqlalchemy import Connection, case, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
@@ -66,7 +66,9 @@ class ManifestMixin(LegacyImageMixin):
             t.manifest.c.digest == manifest_digest,
         )
         if not allow_dead:
-            query = query.where(_reachable_clause(self.now_ms()))
+            query = query.where(
+                t.manifest.c.deleted_at_ms.is_(None), _reachable_clause(self.now_ms())
+            )
         with self.database.read() as conn:
             row = conn.execute(query).first()
             return None if row is None else self.manifest_record(conn, row, include_legacy_image)
@@ -116,6 +118,10 @@ class ManifestMixin(LegacyImageMixin):
             ).first()
             if row is None:
                 row = self._insert_manifest(conn, repository_ref.id, parsed, legacy_chain, now_ms)
+            elif row.deleted_at_ms is not None:  # pushed again after a delete
+                conn.execute(
+                    update(t.manifest).where(t.manifest.c.id == row.id).values(deleted_at_ms=None)
+                )
             if temp_tag_expiration_s is not None:
                 self.add_temp_tag(conn, repository_ref.id, row.id, now_ms, temp_tag_expiration_s)
             return manifest_from_row(row)
@@ -195,6 +201,54 @@ class ManifestMixin(LegacyImageMixin):
                 )
             )
         return conn.execute(select(t.manifest).where(t.manifest.c.id == manifest_id)).one()
+
+    def delete_manifest(self, repository_ref: RepositoryReference, manifest: Manifest) -> bool:
+        """Ends every alive tag on the manifest (hidden ones too) and marks it deleted: it
+        is no longer pullable or listed as a referrer. Tag history keeps its versions; GC
+        removes the rows later. False if the manifest is not in the repository."""
+        with self.database.write() as conn:
+            self.lock_repository(conn, repository_ref.id)
+            now_ms = self.now_ms()
+            result = conn.execute(
+                update(t.manifest)
+                .where(
+                    t.manifest.c.id == manifest.id, t.manifest.c.repository_id == repository_ref.id
+                )
+                .values(deleted_at_ms=now_ms)
+            )
+            if result.rowcount != 1:
+                return False
+            conn.execute(
+                update(t.tag)
+                .where(
+                    t.tag.c.manifest_id == manifest.id,
+                    or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > now_ms),
+                )
+                .values(
+                    lifetime_end_ms=case(
+                        (t.tag.c.lifetime_start_ms > now_ms, t.tag.c.lifetime_start_ms),
+                        else_=now_ms,
+                    )
+                )
+            )
+        return True
+
+    def list_referrers(
+        self, repository_ref: RepositoryReference, subject_digest: str
+    ) -> list[Manifest]:
+        """Manifests of the repository whose ``subject`` is this digest, oldest first,
+        whether or not they are tagged (a referrer lives as long as its subject)."""
+        query = (
+            select(t.manifest)
+            .where(
+                t.manifest.c.repository_id == repository_ref.id,
+                t.manifest.c.subject_digest == subject_digest,
+                t.manifest.c.deleted_at_ms.is_(None),
+            )
+            .order_by(t.manifest.c.id)
+        )
+        with self.database.read() as conn:
+            return [manifest_from_row(row) for row in conn.execute(query)]
 
     def list_manifest_layers(
         self, manifest: Manifest, include_placements: bool = False

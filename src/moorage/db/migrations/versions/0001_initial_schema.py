@@ -293,6 +293,7 @@ def upgrade() -> None:
         sa.Column(
             "security_indexed_engine", sa.Integer(), server_default=sa.text("(-1)"), nullable=False
         ),
+        sa.Column("v1_pushed", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
         sa.ForeignKeyConstraint(
             ["blob_id"], ["blob.id"], name=op.f("fk_legacy_image_blob_id_blob")
         ),
@@ -338,6 +339,7 @@ def upgrade() -> None:
         sa.Column("subject_digest", sa.String(length=200), nullable=True),
         sa.Column("layers_compressed_size", sa.BigInteger(), nullable=True),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at_ms", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["repository_id"],
             ["repository.id"],
