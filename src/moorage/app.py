@@ -23,6 +23,10 @@ from moorage.http.context import HttpContext
 from moorage.http.health import HealthCheck
 from moorage.model.sql import SqlRegistryModel
 from moorage.observability import Metrics, configure_logging, get_logger
+from moorage.services.manifests import ManifestSettings
+from moorage.services.registry import RegistryServices, build_services
+from moorage.services.uploads import UploadSettings
+from moorage.storage import StorageDriver, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
 
 log = get_logger(__name__)
@@ -35,6 +39,8 @@ class Application:
     settings: Settings
     database: Database
     model: SqlRegistryModel
+    storage: StorageDriver
+    registry: RegistryServices
     storage_root: Path
     metrics: Metrics
     asgi: ASGIApp
@@ -88,6 +94,23 @@ def build(settings: Settings) -> Application:
     if settings.should_migrate_on_start:
         upgrade_engine(engine)
     metrics = Metrics.create()
+    model = SqlRegistryModel(
+        database,
+        locations=(settings.storage.location,),
+        default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
+    )
+    storage = create_driver(settings.storage.driver, root=storage_root)
+    registry = build_services(
+        model,
+        storage,
+        uploads=UploadSettings(
+            location=settings.storage.location,
+            blob_link_expiration_s=settings.push_temp_tag_expiration_s,
+            max_blob_size=settings.max_blob_size,
+        ),
+        manifests=ManifestSettings(size_limit=settings.manifest_size_limit),
+        page_cap=settings.listing_page_cap,
+    )
     context = HttpContext(
         metrics=metrics,
         health_checks=(
@@ -96,16 +119,15 @@ def build(settings: Settings) -> Application:
         ),
         read_only=settings.read_only,
         on_shutdown=(engine.dispose,),
+        registry=registry,
     )
     log.info("application built", settings=settings.redacted())
     return Application(
         settings=settings,
         database=database,
-        model=SqlRegistryModel(
-            database,
-            locations=(settings.storage.location,),
-            default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
-        ),
+        model=model,
+        storage=storage,
+        registry=registry,
         storage_root=storage_root,
         metrics=metrics,
         asgi=create_http_app(context),

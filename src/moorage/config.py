@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     push_temp_tag_expiration_s: int = Field(default=3600, ge=0)
     manifest_size_limit: int = Field(default=4 * MIB, ge=1024)
+    max_blob_size: int = Field(default=20 * 1024 * MIB, ge=1, description="largest blob accepted")
+    listing_page_cap: int = Field(
+        default=1000, ge=1, description="most tags or repositories one listing page returns"
+    )
     namespace_default_removed_tag_expiration_s: int = Field(default=1_209_600, ge=0)
 
     @classmethod

@@ -63,3 +63,75 @@ class ManifestUnknownError(DataModelError):
     def __init__(self, digest: str) -> None:
         super().__init__(f"manifest unknown to the repository: {digest}")
         self.digest = digest
+
+
+# -- registry protocol errors (services raise them; http maps them to OCI codes) ----------
+
+
+class RepositoryNotFoundError(MoorageError):
+    """The repository does not exist (NAME_UNKNOWN)."""
+
+
+class AccessDeniedError(MoorageError):
+    """The operation is refused whoever asks: disabled namespace, read-only repository."""
+
+
+class OperationUnsupportedError(MoorageError):
+    """The operation is not offered here (UNSUPPORTED)."""
+
+
+class BlobNotFoundError(MoorageError):
+    """The blob is not linked to the repository (BLOB_UNKNOWN)."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"blob unknown to registry: {digest}")
+        self.digest = digest
+
+
+class UploadNotFoundError(MoorageError):
+    """No such upload session in this repository (BLOB_UPLOAD_UNKNOWN)."""
+
+
+class UploadInvalidError(MoorageError):
+    """The upload session cannot continue (BLOB_UPLOAD_INVALID)."""
+
+
+class UploadRangeError(MoorageError):
+    """A chunk does not start where the session ends (416)."""
+
+    def __init__(self, upload_id: str, size: int) -> None:
+        super().__init__(f"chunk out of order: the upload holds {size} bytes")
+        self.upload_id = upload_id
+        self.size = size
+
+
+class DigestMismatchError(InvalidDigestError):
+    """Content does not hash to the digest the client gave (DIGEST_INVALID)."""
+
+
+class SizeInvalidError(MoorageError):
+    """The bytes received disagree with the declared length (SIZE_INVALID)."""
+
+
+class ManifestNotFoundError(MoorageError):
+    """No such tag or manifest in the repository (MANIFEST_UNKNOWN)."""
+
+
+class ManifestTooLargeError(ManifestError):
+    """The manifest is larger than the configured limit (413)."""
+
+
+class ManifestMediaTypeError(ManifestError):
+    """The manifest's media type is not one the registry stores (415)."""
+
+
+class NameMismatchError(InvalidNameError):
+    """A schema 1 manifest names another repository (NAME_INVALID)."""
+
+
+class TagInvalidError(MoorageError):
+    """A tag reference breaks the grammar, or a schema 1 manifest names another tag."""
+
+
+class PaginationInvalidError(MoorageError):
+    """``n`` is not a non-negative integer (PAGINATION_NUMBER_INVALID)."""

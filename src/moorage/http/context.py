@@ -9,17 +9,19 @@ from starlette.requests import Request
 
 from moorage.http.health import HealthCheck
 from moorage.observability import Metrics
+from moorage.services.registry import RegistryServices
 
 
 @dataclass(frozen=True, slots=True)
 class HttpContext:
-    """Dependencies of the endpoints; later issues add the registry services here."""
+    """Dependencies of the endpoints."""
 
     metrics: Metrics
     health_checks: Sequence[HealthCheck] = field(default_factory=tuple)
     read_only: bool = False
     health_timeout_s: float = 5.0
     on_shutdown: Sequence[Callable[[], None]] = field(default_factory=tuple)
+    registry: RegistryServices | None = None
 
 
 def get_context(request: Request) -> HttpContext:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from moorage.domain import errors as domain
+from moorage.domain.manifests import ManifestUnverifiedError
 from moorage.observability import get_logger
 
 log = get_logger(__name__)
@@ -48,6 +49,22 @@ class ErrorCode(StrEnum):
 DOMAIN_ERRORS: Mapping[type[domain.MoorageError], tuple[int, ErrorCode]] = {
     domain.InvalidDigestError: (400, ErrorCode.DIGEST_INVALID),
     domain.InvalidNameError: (400, ErrorCode.NAME_INVALID),
+    domain.RepositoryNotFoundError: (404, ErrorCode.NAME_UNKNOWN),
+    domain.AccessDeniedError: (403, ErrorCode.DENIED),
+    domain.OperationUnsupportedError: (405, ErrorCode.UNSUPPORTED),
+    domain.BlobNotFoundError: (404, ErrorCode.BLOB_UNKNOWN),
+    domain.UploadNotFoundError: (404, ErrorCode.BLOB_UPLOAD_UNKNOWN),
+    domain.UploadInvalidError: (400, ErrorCode.BLOB_UPLOAD_INVALID),
+    domain.UploadRangeError: (416, ErrorCode.RANGE_INVALID),
+    domain.SizeInvalidError: (400, ErrorCode.SIZE_INVALID),
+    domain.ManifestNotFoundError: (404, ErrorCode.MANIFEST_UNKNOWN),
+    domain.ManifestTooLargeError: (413, ErrorCode.MANIFEST_INVALID),
+    domain.ManifestMediaTypeError: (415, ErrorCode.MANIFEST_INVALID),
+    ManifestUnverifiedError: (400, ErrorCode.MANIFEST_UNVERIFIED),
+    domain.TagInvalidError: (400, ErrorCode.TAG_INVALID),
+    domain.PaginationInvalidError: (400, ErrorCode.PAGINATION_NUMBER_INVALID),
+    domain.BlobUnknownError: (400, ErrorCode.MANIFEST_BLOB_UNKNOWN),
+    domain.ManifestUnknownError: (400, ErrorCode.MANIFEST_BLOB_UNKNOWN),
     domain.ManifestError: (400, ErrorCode.MANIFEST_INVALID),
     # Misconfiguration or programming errors, not the client's fault.
     domain.UnknownLocationError: (500, ErrorCode.UNKNOWN),
@@ -103,13 +120,27 @@ async def handle_registry_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.code, exc.message, exc.detail)
 
 
-async def handle_domain_error(_request: Request, exc: Exception) -> Response:
+def _extra_headers(request: Request, exc: domain.MoorageError) -> dict[str, str] | None:
+    if isinstance(exc, domain.UploadRangeError):
+        # Tell the client where the session stands so it can resume (protocol.md §5.3).
+        name = request.path_params.get("name", "")
+        return {
+            "Location": f"/v2/{name}/blobs/uploads/{exc.upload_id}",
+            "Range": f"0-{max(exc.size - 1, 0)}",
+            "Docker-Upload-UUID": exc.upload_id,
+        }
+    return None
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, domain.MoorageError)
     status, code = classify(exc)
     if status >= 500:
         log.error("unexpected domain error", exc_info=exc)
         return error_response(status, code, "internal server error")
-    return error_response(status, code, str(exc))
+    digest = getattr(exc, "digest", None)
+    detail = {"digest": digest} if isinstance(digest, str) else None
+    return error_response(status, code, str(exc), detail, _extra_headers(request, exc))
 
 
 async def handle_http_exception(_request: Request, exc: Exception) -> Response:

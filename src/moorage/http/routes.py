@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moorage.http import system
-from moorage.http.v2 import base
+from moorage.http.v2 import base, blobs, listing, manifests, uploads
 
 Endpoint = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
 
@@ -43,12 +43,36 @@ class RouteSpec:
     name: str
 
 
+_MANIFEST = "/v2/{name:path}/manifests/{reference}"
+_UPLOADS = "/v2/{name:path}/blobs/uploads/"
+_UPLOAD = "/v2/{name:path}/blobs/uploads/{upload_id}"
+_BLOB = "/v2/{name:path}/blobs/{digest}"
+
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/v2/", base.api_check, Access.NONE, "v2.base"),
     # Some clients ping without the trailing slash; answer rather than redirect.
     RouteSpec("GET", "/v2", base.api_check, Access.NONE, "v2.base.no_slash"),
     RouteSpec("GET", "/healthz", system.healthz, Access.NONE, "healthz"),
     RouteSpec("GET", "/metrics", system.metrics, Access.NONE, "metrics"),
+    RouteSpec("GET", "/v2/_catalog", listing.catalog, Access.CATALOG, "v2.catalog"),
+    # <name> may hold slashes: the fixed segment after it decides the route, so the more
+    # specific patterns (tags, manifests, uploads) come before blobs/<digest>.
+    RouteSpec("GET", "/v2/{name:path}/tags/list", listing.list_tags, Access.PULL, "v2.tags"),
+    RouteSpec("GET", _MANIFEST, manifests.get_manifest, Access.PULL, "v2.manifest"),
+    RouteSpec("PUT", _MANIFEST, manifests.put_manifest, Access.PUSH, "v2.manifest.put"),
+    RouteSpec("DELETE", _MANIFEST, manifests.delete_manifest, Access.DELETE, "v2.manifest.delete"),
+    RouteSpec("POST", _UPLOADS, uploads.start_upload, Access.PUSH, "v2.upload.start"),
+    RouteSpec("POST", _UPLOADS[:-1], uploads.start_upload, Access.PUSH, "v2.upload.start_"),
+    RouteSpec("GET", _UPLOAD, uploads.upload_status, Access.PUSH, "v2.upload.status"),
+    RouteSpec("PATCH", _UPLOAD, uploads.patch_upload, Access.PUSH, "v2.upload.patch"),
+    RouteSpec("PUT", _UPLOAD, uploads.finish_upload, Access.PUSH, "v2.upload.finish"),
+    # Cancelling takes push, not delete: skopeo cancels the sessions failed mounts open.
+    RouteSpec("DELETE", _UPLOAD, uploads.cancel_upload, Access.PUSH, "v2.upload.cancel"),
+    RouteSpec("GET", _BLOB, blobs.get_blob, Access.PULL, "v2.blob"),
+    RouteSpec("DELETE", _BLOB, blobs.delete_blob, Access.DELETE, "v2.blob.delete"),
+    RouteSpec(
+        "GET", "/v2/{name:path}/referrers/{digest}", listing.referrers, Access.PULL, "v2.referrers"
+    ),
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from moorage.domain.manifests import V1Entry
+from moorage.domain.manifests import Schema1Signer, V1Entry
 from moorage.domain.records import (
     Blob,
     BlobUpload,
@@ -378,6 +378,8 @@ class RegistryAdministration(Protocol):
     ) -> list[str]: ...
 
     def remove_blob_links(self, repository_ref: RepositoryReference, blob: Blob) -> None: ...
+
+    def schema1_signer(self) -> Schema1Signer: ...
 
 
 class RegistryModel(RegistryDataInterface, RegistryAdministration, Protocol):

@@ -1,1 +1,24 @@
-"""Blob storage: bytes by key, unaware of repositories."""
+"""Blob storage: bytes by key, unaware of repositories.
+
+Build keys with :mod:`moorage.storage.keys`; get a driver from :func:`create_driver`.
+"""
+
+from moorage.storage.driver import (
+    InvalidKeyError,
+    ObjectInfo,
+    ObjectNotFoundError,
+    StorageDriver,
+    StorageError,
+    UploadMetadata,
+)
+from moorage.storage.factory import create_driver
+
+__all__ = [
+    "InvalidKeyError",
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "StorageDriver",
+    "StorageError",
+    "UploadMetadata",
+    "create_driver",
+]

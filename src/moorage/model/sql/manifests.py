@@ -205,7 +205,8 @@ class ManifestMixin(LegacyImageMixin):
     def delete_manifest(self, repository_ref: RepositoryReference, manifest: Manifest) -> bool:
         """Ends every alive tag on the manifest (hidden ones too) and marks it deleted: it
         is no longer pullable or listed as a referrer. Tag history keeps its versions; GC
-        removes the rows later. False if the manifest is not in the repository."""
+        removes the rows later. False if the manifest is not in the repository (or already
+        deleted)."""
         with self.database.write() as conn:
             self.lock_repository(conn, repository_ref.id)
             now_ms = self.now_ms()

@@ -1,0 +1,76 @@
+"""``GET``/``HEAD``/``DELETE /v2/<name>/blobs/<digest>``: ranged, streamed, never buffered."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from moorage.http.v2.common import call, empty, repository, services
+from moorage.services.blobs import BlobContent
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+IMMUTABLE = "max-age=31536000, immutable"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
+    """(start, end) inclusive for one satisfiable range; None to send the whole blob (no
+    or unusable header, e.g. several ranges); False when unsatisfiable (416)."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":  # the final `last` bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            return False
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if start >= size or end < start:
+        return False
+    return start, end
+
+
+def _headers(content: BlobContent) -> dict[str, str]:
+    return {
+        "Docker-Content-Digest": content.digest,
+        "Content-Type": "application/octet-stream",
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{content.digest}"',
+        "Cache-Control": IMMUTABLE,
+    }
+
+
+async def get_blob(request: Request) -> Response:
+    repo = await repository(request, write=False)
+    content = await call(services(request).blobs.content, repo, request.path_params["digest"])
+    headers = _headers(content)
+    wanted = parse_range(request.headers.get("range"), content.size)
+    if wanted is False:
+        headers["Content-Range"] = f"bytes */{content.size}"
+        return Response(b"", status_code=416, headers=headers)
+    status, start, length = 200, 0, content.size
+    if isinstance(wanted, tuple):
+        start, end = wanted
+        status, length = 206, end - start + 1
+        headers["Content-Range"] = f"bytes {start}-{end}/{content.size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(b"", status_code=status, headers=headers)
+    if content.redirect_url is not None and status == 200:
+        return RedirectResponse(
+            content.redirect_url, status_code=307, headers={"Docker-Content-Digest": content.digest}
+        )
+    return StreamingResponse(content.chunks(start, length), status_code=status, headers=headers)
+
+
+async def delete_blob(request: Request) -> Response:
+    repo = await repository(request, write=True)
+    await call(services(request).blobs.unlink, repo, request.path_params["digest"])
+    return empty(202)

@@ -1,0 +1,93 @@
+"""Shared pieces of the /v2 endpoints: services from the request, body streaming, headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+import anyio.from_thread
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from moorage.domain.errors import OperationUnsupportedError
+from moorage.domain.records import RepositoryReference
+from moorage.http.context import get_context
+from moorage.services.registry import RegistryServices
+
+P = ParamSpec("P")
+T = TypeVar("T")
+BODY_BLOCK = 1 << 20  # hand request bodies to storage in blocks of about this size
+
+
+def services(request: Request) -> RegistryServices:
+    registry = get_context(request).registry
+    if registry is None:
+        raise OperationUnsupportedError("the registry API is not configured")
+    return registry
+
+
+async def call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Services and the model block (database, disk): run them off the event loop."""
+    return await run_in_threadpool(function, *args, **kwargs)
+
+
+async def repository(request: Request, *, write: bool) -> RepositoryReference:
+    resolver = services(request).repositories
+    name = request.path_params["name"]
+    return await call(resolver.for_write if write else resolver.for_read, name)
+
+
+def body_blocks(request: Request) -> Iterator[bytes]:
+    """The request body as a blocking iterator for a worker thread: blocks of ~1 MiB pulled
+    from the event loop as storage consumes them, so nothing is held whole in memory and
+    chunked transfer encoding works like any other body."""
+    stream: AsyncIterator[bytes] = request.stream()
+
+    async def next_block() -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
+        while size < BODY_BLOCK:
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                break
+            if chunk:
+                parts.append(chunk)
+                size += len(chunk)
+        return b"".join(parts) if parts else None
+
+    while True:
+        block = anyio.from_thread.run(next_block)
+        if block is None:
+            return
+        yield block
+
+
+def content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    """A body-less response with an explicit ``Content-Length: 0`` (keep-alive clients)."""
+    return Response(b"", status_code=status, headers=headers)
+
+
+def upload_location(name: str, upload_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def upload_range(size: int) -> str:
+    """``0-<last byte>``, no ``bytes=`` prefix (what Docker parses); ``0-0`` when empty."""
+    return f"0-{max(size - 1, 0)}"
+
+
+def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": upload_location(name, upload_id),
+        "Range": upload_range(size),
+        "Docker-Upload-UUID": upload_id,
+    }

@@ -1,0 +1,63 @@
+"""``tags/list``, ``_catalog`` and ``referrers``: JSON listings with ``Link`` paging."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from moorage.domain.digest import Digest
+from moorage.domain.errors import RepositoryNotFoundError
+from moorage.domain.media_types import OCI_IMAGE_INDEX
+from moorage.http.v2.common import call, repository, services
+from moorage.services.listing import Page, parse_page_size
+
+
+def _json(
+    payload: Any, headers: dict[str, str] | None = None, media_type: str = "application/json"
+) -> Response:
+    return Response(json.dumps(payload).encode(), media_type=media_type, headers=headers)
+
+
+def _link(path: str, n: int | None, page: Page) -> dict[str, str]:
+    if page.next_last is None:
+        return {}
+    query = {"n": str(n if n is not None else len(page.items)), "last": page.next_last}
+    return {"Link": f'<{path}?{urlencode(query)}>; rel="next"'}
+
+
+async def list_tags(request: Request) -> Response:
+    registry = services(request)
+    repo = await repository(request, write=False)
+    n = parse_page_size(request.query_params.get("n"), registry.listing.page_cap)
+    page = await call(registry.listing.tags, repo, n, request.query_params.get("last"))
+    name = request.path_params["name"]
+    return _json({"name": name, "tags": page.items}, _link(f"/v2/{name}/tags/list", n, page))
+
+
+async def catalog(request: Request) -> Response:
+    registry = services(request)
+    n = parse_page_size(request.query_params.get("n"), registry.listing.page_cap)
+    page = await call(registry.listing.catalog, n, request.query_params.get("last"))
+    return _json({"repositories": page.items}, _link("/v2/_catalog", n, page))
+
+
+async def referrers(request: Request) -> Response:
+    """Always 200 for a well-formed digest, even for a repository with no content yet: a
+    404 tells clients the API does not exist."""
+    registry = services(request)
+    digest = request.path_params["digest"]
+    Digest.parse(digest)
+    artifact_type = request.query_params.get("artifactType")
+    try:
+        repo = await repository(request, write=False)
+    except RepositoryNotFoundError:
+        found: list[dict[str, Any]] = []
+    else:
+        found = await call(registry.listing.referrers, repo, digest, artifact_type)
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else None
+    index = {"schemaVersion": 2, "mediaType": OCI_IMAGE_INDEX, "manifests": found}
+    return _json(index, headers, media_type=OCI_IMAGE_INDEX)

@@ -1,0 +1,87 @@
+"""Blobs as a repository serves them: lookups, ranged reads, mounts, unlinking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from moorage.domain.digest import Digest
+from moorage.domain.errors import BlobNotFoundError, OperationUnsupportedError
+from moorage.domain.records import Blob, RepositoryReference
+from moorage.model.interface import RegistryModel
+from moorage.storage import StorageDriver, keys
+
+
+@dataclass(frozen=True, slots=True)
+class BlobContent:
+    """Where a blob's bytes are: a local file to send as is, or chunks to stream."""
+
+    digest: str
+    size: int
+    local_path: Path | None
+    redirect_url: str | None
+    storage: StorageDriver
+    key: str
+
+    def chunks(self, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        return self.storage.read(self.key, start, length)
+
+
+class BlobService:
+    def __init__(
+        self,
+        model: RegistryModel,
+        storage: StorageDriver,
+        *,
+        link_expiration_s: int = 3600,
+        redirect_expiration_s: int | None = None,
+    ) -> None:
+        self.model, self.storage = model, storage
+        self.link_expiration_s = link_expiration_s
+        self.redirect_expiration_s = redirect_expiration_s
+
+    def stat(self, repository: RepositoryReference, digest: str) -> Blob:
+        Digest.parse(digest)
+        blob = self.model.get_repo_blob_by_digest(repository, digest)
+        if blob is None or blob.digest is None:
+            raise BlobNotFoundError(digest)
+        return blob
+
+    def content(self, repository: RepositoryReference, digest: str) -> BlobContent:
+        blob = self.stat(repository, digest)
+        key = keys.blob_key(digest)
+        redirect = None
+        if self.redirect_expiration_s is not None:
+            redirect = self.storage.redirect_url(key, self.redirect_expiration_s)
+        return BlobContent(
+            digest=digest,
+            size=blob.compressed_size or 0,
+            local_path=self.storage.local_path(key),
+            redirect_url=redirect,
+            storage=self.storage,
+            key=key,
+        )
+
+    def mount(
+        self, target: RepositoryReference, digest: str, source: RepositoryReference
+    ) -> Blob | None:
+        """Links the blob from ``source`` into ``target`` (no bytes copied); None when the
+        source does not have it, so the caller falls back to a normal upload."""
+        Digest.parse(digest)
+        blob = self.model.get_repo_blob_by_digest(source, digest)
+        if blob is None:
+            return None
+        if not self.model.mount_blob_into_repository(blob, target, self.link_expiration_s):
+            return None
+        return blob
+
+    def unlink(self, repository: RepositoryReference, digest: str) -> None:
+        """A blob DELETE: drops the repository's upload and mount links. A blob that a
+        manifest still references stays; the manifest must go first."""
+        blob = self.stat(repository, digest)
+        self.model.remove_blob_links(repository, blob)
+        if self.model.get_repo_blob_by_digest(repository, digest) is not None:
+            raise OperationUnsupportedError(
+                f"blob {digest} is referenced by a manifest of the repository; delete that first"
+            )

@@ -1,0 +1,41 @@
+"""The bundle of registry services handed to the HTTP layer and workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moorage.model.interface import RegistryModel
+from moorage.services.blobs import BlobService
+from moorage.services.listing import ListingService
+from moorage.services.manifests import ManifestService, ManifestSettings
+from moorage.services.repositories import RepositoryResolver
+from moorage.services.uploads import UploadService, UploadSettings
+from moorage.storage import StorageDriver
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryServices:
+    repositories: RepositoryResolver
+    uploads: UploadService
+    blobs: BlobService
+    manifests: ManifestService
+    listing: ListingService
+
+
+def build_services(
+    model: RegistryModel,
+    storage: StorageDriver,
+    *,
+    uploads: UploadSettings | None = None,
+    manifests: ManifestSettings | None = None,
+    page_cap: int = 1000,
+) -> RegistryServices:
+    upload_settings = uploads or UploadSettings()
+    upload_service = UploadService(model, storage, upload_settings)
+    return RegistryServices(
+        repositories=RepositoryResolver(model),
+        uploads=upload_service,
+        blobs=BlobService(model, storage, link_expiration_s=upload_settings.blob_link_expiration_s),
+        manifests=ManifestService(model, storage, upload_service, manifests or ManifestSettings()),
+        listing=ListingService(model, page_cap=page_cap),
+    )

@@ -1,0 +1,66 @@
+"""Resolving ``namespace/name`` from a URL to a repository the operation may use."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from moorage.domain.errors import (
+    AccessDeniedError,
+    DataModelError,
+    OperationUnsupportedError,
+    RepositoryNotFoundError,
+)
+from moorage.domain.names import split_full_name
+from moorage.domain.records import RepositoryKind, RepositoryReference, RepositoryState
+from moorage.model.interface import RegistryModel
+
+
+class RepositoryResolver:
+    """Name → repository, with the checks every container endpoint shares: the name's
+    grammar, the namespace enabled, image kind, and for writes the repository state."""
+
+    def __init__(self, model: RegistryModel, *, create_on_push: bool = True) -> None:
+        self.model = model
+        self.create_on_push = create_on_push
+
+    def _checked(self, repository: RepositoryReference) -> RepositoryReference:
+        if not self.model.is_namespace_enabled(repository.namespace_name):
+            raise AccessDeniedError(f"namespace {repository.namespace_name} is disabled")
+        if repository.kind is not RepositoryKind.IMAGE:
+            raise OperationUnsupportedError(
+                f"{repository.full_name} is an application repository, not a container image one"
+            )
+        return repository
+
+    def for_read(self, full_name: str) -> RepositoryReference:
+        namespace, name = split_full_name(full_name)
+        repository = self.model.lookup_repository(namespace, name)
+        if repository is None:
+            if self.model.get_namespace(
+                namespace
+            ) is not None and not self.model.is_namespace_enabled(namespace):
+                raise AccessDeniedError(f"namespace {namespace} is disabled")
+            raise RepositoryNotFoundError(f"repository name not known to registry: {full_name}")
+        return self._checked(repository)
+
+    def for_write(self, full_name: str) -> RepositoryReference:
+        """The repository to push into, created (with its namespace) on first push."""
+        namespace, name = split_full_name(full_name)
+        repository = self.model.lookup_repository(namespace, name)
+        if repository is None:
+            if not self.create_on_push:
+                raise RepositoryNotFoundError(f"repository name not known to registry: {full_name}")
+            repository = self._create(namespace, name)
+        repository = self._checked(repository)
+        if repository.state is not RepositoryState.NORMAL:
+            raise AccessDeniedError(f"{full_name} is {repository.state.name.lower()}: no pushes")
+        return repository
+
+    def _create(self, namespace: str, name: str) -> RepositoryReference:
+        if self.model.get_namespace(namespace) is None:
+            with suppress(DataModelError):  # created concurrently by another push
+                self.model.create_namespace(namespace)
+        repository = self.model.create_repository(namespace, name)
+        if repository is None:
+            raise RepositoryNotFoundError(f"namespace {namespace} does not exist")
+        return repository

@@ -1,0 +1,31 @@
+"""Driver selection from an explicit name → class table; every driver comes back wrapped once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from moorage.storage.base import CallHook, CheckedDriver
+from moorage.storage.driver import StorageDriver
+from moorage.storage.filesystem import FilesystemDriver
+from moorage.storage.memory import MemoryDriver
+
+DRIVERS: Mapping[str, Callable[..., StorageDriver]] = {
+    "filesystem": FilesystemDriver,
+    "memory": MemoryDriver,
+}
+
+
+def create_driver(kind: str, *, on_call: CallHook | None = None, **options: Any) -> StorageDriver:
+    """Build the ``kind`` driver from ``options`` (e.g. ``root=`` for filesystem), wrapped by
+    :class:`CheckedDriver` with the ``on_call(operation, seconds)`` timing hook."""
+    try:
+        factory = DRIVERS[kind]
+    except KeyError:
+        valid = ", ".join(sorted(DRIVERS))
+        raise ValueError(f"unknown storage driver {kind!r}; valid drivers: {valid}") from None
+    try:
+        driver = factory(**options)
+    except TypeError as exc:
+        raise ValueError(f"storage driver {kind!r}: bad options {sorted(options)}: {exc}") from exc
+    return CheckedDriver(driver, on_call, name=kind)
