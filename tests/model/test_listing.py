@@ -75,7 +75,7 @@ def test_repository_names(model: SqlRegistryModel, repo: RepositoryReference) ->
 
 def test_blob_links_can_be_removed(model: SqlRegistryModel, repo: RepositoryReference) -> None:
     blob = push_blob(model, repo, b"unwanted")
-    model.remove_blob_links(repo, blob)
+    assert model.remove_blob_links(repo, blob) is True
     assert model.get_repo_blob_by_digest(repo, digest_of(b"unwanted")) is None
 
 
@@ -84,10 +84,12 @@ def test_deleted_manifest_blobs_drop_out_of_view(
     model: SqlRegistryModel, repo: RepositoryReference, count: int
 ) -> None:
     image = push_image(model, repo, [f"l{i}".encode() for i in range(count)])
-    for i in range(count):
-        blob = model.get_repo_blob_by_digest(repo, digest_of(f"l{i}".encode()))
+    blobs = [model.get_repo_blob_by_digest(repo, digest_of(f"l{i}".encode())) for i in range(count)]
+    for blob in blobs:
         assert blob is not None
-        model.remove_blob_links(repo, blob)
-    assert model.get_repo_blob_by_digest(repo, digest_of(b"l0")) is not None  # via manifest
+        assert model.remove_blob_links(repo, blob) is False  # the manifest holds it
     model.delete_manifest(repo, image.manifest)
+    assert model.get_repo_blob_by_digest(repo, digest_of(b"l0")) is not None  # upload link
+    for blob in blobs:
+        assert blob is not None and model.remove_blob_links(repo, blob) is True
     assert model.get_repo_blob_by_digest(repo, digest_of(b"l0")) is None

@@ -80,8 +80,7 @@ class BlobService:
         """A blob DELETE: drops the repository's upload and mount links. A blob that a
         manifest still references stays; the manifest must go first."""
         blob = self.stat(repository, digest)
-        self.model.remove_blob_links(repository, blob)
-        if self.model.get_repo_blob_by_digest(repository, digest) is not None:
+        if not self.model.remove_blob_links(repository, blob):
             raise OperationUnsupportedError(
                 f"blob {digest} is referenced by a manifest of the repository; delete that first"
             )

@@ -45,16 +45,30 @@ class BlobMixin(SqlModelBase):
             )
         return True
 
-    def remove_blob_links(self, repository_ref: RepositoryReference, blob: Blob) -> None:
-        """Drops the repository's upload/mount links to the blob (a blob DELETE). Links
-        through manifests stay: those go with their manifests."""
+    def remove_blob_links(self, repository_ref: RepositoryReference, blob: Blob) -> bool:
+        """Drops the repository's upload/mount links to the blob (a blob DELETE). Refused
+        (False, nothing changed) while a manifest of the repository references the blob:
+        the manifest has to go first."""
         with self.database.write() as conn:
+            referenced = conn.execute(
+                select(t.manifest_blob.c.id)
+                .join(t.manifest, t.manifest.c.id == t.manifest_blob.c.manifest_id)
+                .where(
+                    t.manifest_blob.c.repository_id == repository_ref.id,
+                    t.manifest_blob.c.blob_id == blob.id,
+                    t.manifest.c.deleted_at_ms.is_(None),
+                )
+                .limit(1)
+            ).first()
+            if referenced is not None:
+                return False
             conn.execute(
                 delete(t.uploaded_blob).where(
                     t.uploaded_blob.c.repository_id == repository_ref.id,
                     t.uploaded_blob.c.blob_id == blob.id,
                 )
             )
+        return True
 
     def add_blob_placement(self, blob: Blob, location_name: str) -> None:
         with self.database.write() as conn:

@@ -213,7 +213,9 @@ class ManifestMixin(LegacyImageMixin):
             result = conn.execute(
                 update(t.manifest)
                 .where(
-                    t.manifest.c.id == manifest.id, t.manifest.c.repository_id == repository_ref.id
+                    t.manifest.c.id == manifest.id,
+                    t.manifest.c.repository_id == repository_ref.id,
+                    t.manifest.c.deleted_at_ms.is_(None),
                 )
                 .values(deleted_at_ms=now_ms)
             )

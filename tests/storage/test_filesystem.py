@@ -1,0 +1,191 @@
+"""Filesystem driver specifics: containment under root, durability details, file handles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from moorage.storage import InvalidKeyError, ObjectNotFoundError, StorageDriver, create_driver
+from moorage.storage.filesystem import FilesystemDriver
+from moorage.storage.health import check_local_root, prepare_local_root
+from storage.backends import ClientGoneError, failing, read_all
+
+
+def snapshot(directory: Path) -> set[str]:
+    return {str(p.relative_to(directory)) for p in directory.rglob("*")}
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture(params=["wrapped", "bare"])
+def fs(request: pytest.FixtureRequest, root: Path) -> StorageDriver:
+    """The filesystem driver as the app gets it, and bare: it defends itself, too."""
+    if request.param == "bare":
+        return FilesystemDriver(root)
+    return create_driver("filesystem", root=root)
+
+
+def test_root_is_created_and_stays_healthy(root: Path, fs: StorageDriver) -> None:
+    assert root.is_dir()
+    fs.put("a/b", [b"x"])
+    prepare_local_root(root)
+    check_local_root(root)
+
+
+def test_objects_land_at_their_key_under_root(root: Path, fs: StorageDriver) -> None:
+    fs.put("blobs/sha256/ab/cd/data", [b"bytes"])
+    assert (root / "blobs/sha256/ab/cd/data").read_bytes() == b"bytes"
+
+
+def test_local_path_is_the_existing_file(root: Path, fs: StorageDriver) -> None:
+    fs.put("k/data", [b"zero copy"])
+    path = fs.local_path("k/data")
+    assert path is not None
+    assert path.is_file()
+    assert path.resolve() == (root / "k/data").resolve()
+    assert path.read_bytes() == b"zero copy"
+    with pytest.raises(ObjectNotFoundError):
+        fs.local_path("missing/data")
+
+
+@pytest.mark.parametrize("session_id", ["../../etc", "../x", "/etc", "..", "a/../../b"])
+def test_hostile_session_ids_never_touch_the_disk(
+    tmp_path: Path, fs: StorageDriver, session_id: str
+) -> None:
+    before = snapshot(tmp_path)
+    metadata = {"size": 0}
+    for call in (
+        lambda: fs.append_upload(session_id, metadata, 0, [b"pwned"]),
+        lambda: fs.upload_size(session_id, metadata),
+        lambda: fs.read_upload(session_id, metadata),
+        lambda: fs.complete_upload(session_id, metadata, "final/data"),
+        lambda: fs.cancel_upload(session_id, metadata),
+    ):
+        with pytest.raises(InvalidKeyError):
+            call()
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("key", ["../outside", "a/../../outside", "/tmp/outside", "a\\..\\b"])
+def test_hostile_keys_never_touch_the_disk(tmp_path: Path, fs: StorageDriver, key: str) -> None:
+    before = snapshot(tmp_path)
+    with pytest.raises(InvalidKeyError):
+        fs.put(key, [b"pwned"])
+    with pytest.raises(InvalidKeyError):
+        fs.move("a", key)
+    assert snapshot(tmp_path) == before
+
+
+def test_symlinks_out_of_root_are_refused(tmp_path: Path, root: Path, fs: StorageDriver) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    (root / "evil").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidKeyError):
+        fs.read("evil/secret")
+    with pytest.raises(InvalidKeyError):
+        fs.put("evil/planted", [b"x"])
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+
+
+def test_temp_files_and_foreign_names_are_not_listed(root: Path, fs: StorageDriver) -> None:
+    fs.put("a/data", [b"x"])
+    (root / "a" / ".data.tmp-abc").write_bytes(b"half")
+    (root / "a" / "bad name").write_bytes(b"?")
+    assert list(fs.list("")) == ["a/data"]
+
+
+def test_failed_put_removes_its_temp_file(root: Path, fs: StorageDriver) -> None:
+    with pytest.raises(ClientGoneError):
+        fs.put("x/y/data", failing(b"a" * 100_000))
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+
+
+def test_delete_prunes_empty_directories(root: Path, fs: StorageDriver) -> None:
+    fs.put("a/b/c/data", [b"x"])
+    fs.put("a/keep", [b"y"])
+    fs.delete("a/b/c/data")
+    assert not (root / "a" / "b").exists()
+    assert (root / "a" / "keep").exists()
+    fs.delete("a/keep")
+    assert root.is_dir()
+    assert list(root.iterdir()) == []
+
+
+def test_a_reader_keeps_the_version_it_opened(fs: StorageDriver) -> None:
+    fs.put("k", [b"A" * 10])
+    chunks = fs.read("k", chunk_size=4)
+    first = next(chunks)
+    fs.put("k", [b"B" * 10])
+    fs.delete("k")
+    assert first + b"".join(chunks) == b"A" * 10
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_read_iterators_release_their_file(fs: StorageDriver) -> None:
+    fs.put("k", [b"x" * 100])
+    before = _open_fds()
+    chunks = fs.read("k", chunk_size=10)
+    next(chunks)
+    chunks.close()  # type: ignore[attr-defined]
+    read_all(fs.read("k"))
+    unconsumed = fs.read("k")
+    del unconsumed
+    assert _open_fds() == before
+
+
+def test_an_interrupted_append_is_truncated_on_disk(root: Path, fs: StorageDriver) -> None:
+    session_id, metadata = fs.initiate_upload()
+    _, metadata = fs.append_upload(session_id, metadata, 0, [b"12345"])
+    with pytest.raises(ClientGoneError):
+        fs.append_upload(session_id, metadata, 5, failing(b"garbage"))
+    assert (root / "_uploads" / session_id / "data").read_bytes() == b"12345"
+
+
+def test_append_discards_leftover_bytes_past_the_offset(root: Path, fs: StorageDriver) -> None:
+    session_id, metadata = fs.initiate_upload()
+    _, metadata = fs.append_upload(session_id, metadata, 0, [b"12345"])
+    with (root / "_uploads" / session_id / "data").open("ab") as data:
+        data.write(b"left by a crashed worker")
+    _, metadata = fs.append_upload(session_id, metadata, 5, [b"678"])
+    assert read_all(fs.read_upload(session_id, metadata)) == b"12345678"
+    fs.complete_upload(session_id, metadata, "final/data")
+    assert (root / "final/data").read_bytes() == b"12345678"
+    assert list((root / "_uploads").iterdir()) == []
+
+
+def test_complete_ignores_uncommitted_tail(root: Path, fs: StorageDriver) -> None:
+    session_id, metadata = fs.initiate_upload()
+    _, metadata = fs.append_upload(session_id, metadata, 0, [b"abc"])
+    with (root / "_uploads" / session_id / "data").open("ab") as data:
+        data.write(b"tail")
+    fs.complete_upload(session_id, metadata, "final/data")
+    assert (root / "final/data").read_bytes() == b"abc"
+
+
+def test_list_uploads_skips_foreign_entries(root: Path, fs: StorageDriver) -> None:
+    assert list(fs.list_uploads()) == []
+    session_id, _ = fs.initiate_upload()
+    (root / "_uploads" / "junk").mkdir()
+    (root / "_uploads" / ("f" * 32)).mkdir()  # a valid id without data: half-cancelled
+    assert [sid for sid, _ in fs.list_uploads()] == [session_id]
+
+
+def test_another_driver_instance_continues_an_upload(root: Path) -> None:
+    """State is on disk plus the caller's metadata: any worker process can take the next chunk."""
+    first = create_driver("filesystem", root=root)
+    session_id, metadata = first.initiate_upload()
+    _, metadata = first.append_upload(session_id, metadata, 0, [b"from worker 1, "])
+    second = create_driver("filesystem", root=root)
+    _, metadata = second.append_upload(session_id, metadata, 15, [b"then worker 2"])
+    second.complete_upload(session_id, metadata, "final/data")
+    assert read_all(first.read("final/data")) == b"from worker 1, then worker 2"
