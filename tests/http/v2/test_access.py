@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.testclient import TestClient
+from tests.http.v2.helpers import error_codes, image, put_manifest, upload
 
 from moorage.app import Application, build
 from moorage.config import load_settings
 from moorage.domain.records import RepositoryKind, RepositoryState
-from tests.http.v2.helpers import error_codes, image, put_manifest, upload
 
 NAME = "acme/app"
 

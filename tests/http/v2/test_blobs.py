@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from starlette.testclient import TestClient
-
 from tests.http.v2.helpers import error_codes, image, put_manifest, sha256, upload
 
 NAME = "acme/app"

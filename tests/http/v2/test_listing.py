@@ -6,7 +6,6 @@ import json
 
 import pytest
 from starlette.testclient import TestClient
-
 from tests.http.v2.helpers import OCI_MANIFEST, error_codes, image, put_manifest, sha256, upload
 
 NAME = "acme/app"
@@ -153,7 +152,7 @@ def test_referrers_of_unknown_things_are_empty_not_404(client: TestClient) -> No
 
 
 def test_referrer_pushed_before_its_subject(client: TestClient) -> None:
-    subject, media_type = image(client, NAME, [b"later"])
+    subject, _media_type = image(client, NAME, [b"later"])
     _body, digest = _referrer(client, subject, "application/vnd.example.sig", "early")
     listed = client.get(f"/v2/{NAME}/referrers/{sha256(subject)}").json()["manifests"]
     assert [m["digest"] for m in listed] == [digest]

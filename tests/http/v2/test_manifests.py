@@ -6,8 +6,6 @@ import json
 
 import pytest
 from starlette.testclient import TestClient
-
-from moorage.app import Application
 from tests.http.v2.helpers import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -19,6 +17,8 @@ from tests.http.v2.helpers import (
     sha256,
     upload,
 )
+
+from moorage.app import Application
 
 NAME = "acme/app"
 SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
@@ -100,7 +100,7 @@ def test_malformed_manifests(client: TestClient, body: bytes) -> None:
 
 def test_oversize_manifest_is_413(client: TestClient, application: Application) -> None:
     limit = application.settings.manifest_size_limit
-    body, media_type = image(client, NAME, [b"x"])
+    body, _media_type = image(client, NAME, [b"x"])
     doc = json.loads(body)
     doc["annotations"] = {"padding": "p" * limit}
     response = put_manifest(client, NAME, "latest", json.dumps(doc).encode(), OCI_MANIFEST)

@@ -6,7 +6,6 @@ import hashlib
 
 import pytest
 from starlette.testclient import TestClient
-
 from tests.http.v2.helpers import error_codes, sha256
 
 NAME = "acme/app"
