@@ -7,6 +7,7 @@ start from ``build``.
 from __future__ import annotations
 
 import os
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,11 @@ from moorage.observability import Metrics, configure_logging, get_logger
 from moorage.services.manifests import ManifestSettings
 from moorage.services.registry import RegistryServices, build_services
 from moorage.services.uploads import UploadSettings
-from moorage.storage import StorageDriver, create_driver
+from moorage.storage import StorageDriver, StorageLocations, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
 
 log = get_logger(__name__)
+HEALTH_PROBE_KEY = "healthz/probe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,8 @@ class Application:
     settings: Settings
     database: Database
     model: SqlRegistryModel
-    storage: StorageDriver
+    locations: StorageLocations
     registry: RegistryServices
-    storage_root: Path
     metrics: Metrics
     asgi: ASGIApp
 
@@ -76,19 +77,45 @@ def database_revision(settings: Settings) -> str | None:
         engine.dispose()
 
 
-def _prepare_storage(settings: Settings) -> Path:
-    root = settings.storage_root
+def _prepare_root(name: str, root: Path) -> None:
     try:
         prepare_local_root(root)
     except OSError as exc:
-        raise ConfigError(f"storage.root: cannot create {root}: {exc.strerror or exc}") from exc
-    return root
+        raise ConfigError(
+            f"storage location {name}: cannot create {root}: {exc.strerror or exc}"
+        ) from exc
+
+
+def open_storage(settings: Settings) -> tuple[StorageLocations, tuple[HealthCheck, ...]]:
+    """A driver per configured location (preference order) and a health check for each."""
+    default, configured = settings.storage.resolved(settings.data_dir)
+    drivers: dict[str, StorageDriver] = {}
+    checks: list[HealthCheck] = []
+    for name, location in configured.items():
+        options = location.driver_options(settings.storage_root)
+        try:
+            driver = create_driver(location.driver, **options)
+        except ValueError as exc:
+            raise ConfigError(f"storage location {name}: {exc}") from exc
+        drivers[name] = driver
+        label = "storage" if len(configured) == 1 else f"storage:{name}"
+        if location.driver == "filesystem":
+            root = options["root"]
+            _prepare_root(name, root)
+            checks.append(HealthCheck(label, partial(check_local_root, root)))
+        else:
+            checks.append(HealthCheck(label, partial(_probe, driver)))
+    return StorageLocations(drivers, default), tuple(checks)
+
+
+def _probe(driver: StorageDriver) -> None:
+    driver.exists(HEALTH_PROBE_KEY)  # a round trip that raises when the store is unreachable
 
 
 def build(settings: Settings) -> Application:
     """Wire everything for ``settings``; migrates first on the embedded (SQLite) default."""
     configure_logging(settings.log_level, settings.log_format)
-    storage_root = _prepare_storage(settings)
+    locations, storage_checks = open_storage(settings)
     engine = open_engine(settings)
     database = Database(engine)
     if settings.should_migrate_on_start:
@@ -96,15 +123,13 @@ def build(settings: Settings) -> Application:
     metrics = Metrics.create()
     model = SqlRegistryModel(
         database,
-        locations=(settings.storage.location,),
+        locations=locations.names,
         default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
     )
-    storage = create_driver(settings.storage.driver, root=storage_root)
     registry = build_services(
         model,
-        storage,
+        locations,
         uploads=UploadSettings(
-            location=settings.storage.location,
             blob_link_expiration_s=settings.push_temp_tag_expiration_s,
             max_blob_size=settings.max_blob_size,
         ),
@@ -113,10 +138,7 @@ def build(settings: Settings) -> Application:
     )
     context = HttpContext(
         metrics=metrics,
-        health_checks=(
-            HealthCheck("database", database.ping),
-            HealthCheck("storage", lambda: check_local_root(storage_root)),
-        ),
+        health_checks=(HealthCheck("database", database.ping), *storage_checks),
         read_only=settings.read_only,
         on_shutdown=(engine.dispose,),
         registry=registry,
@@ -126,9 +148,8 @@ def build(settings: Settings) -> Application:
         settings=settings,
         database=database,
         model=model,
-        storage=storage,
+        locations=locations,
         registry=registry,
-        storage_root=storage_root,
         metrics=metrics,
         asgi=create_http_app(context),
     )

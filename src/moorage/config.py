@@ -7,6 +7,8 @@ every problem is reported in one ``ConfigError`` that names each offending key.
 
 from __future__ import annotations
 
+import re
+
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -38,14 +40,92 @@ MIB = 1024 * 1024
 _flag_values: ContextVar[dict[str, Any]] = ContextVar("moorage_flag_values")
 
 
+LOCATION_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class LocationSettings(BaseModel):
+    """One named storage location: a filesystem directory or an S3-compatible bucket."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    driver: Literal["filesystem", "s3", "memory"] = "filesystem"
+    root: Path | None = Field(default=None, description="filesystem: the directory")
+    bucket: str | None = Field(default=None, description="s3: the bucket")
+    prefix: str = Field(default="", description="s3: key prefix inside the bucket")
+    endpoint_url: str | None = Field(
+        default=None, description="s3: endpoint of a compatible server"
+    )
+    region: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    presign_redirects: bool = Field(
+        default=False, description="s3: answer blob GETs with 307 to a presigned URL"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> LocationSettings:
+        if self.driver == "s3" and not self.bucket:
+            raise ValueError("an s3 location needs a bucket")
+        return self
+
+    def driver_options(self, fallback_root: Path) -> dict[str, Any]:
+        if self.driver == "filesystem":
+            return {"root": (self.root or fallback_root).expanduser().resolve()}
+        if self.driver == "memory":
+            return {}
+        options = {
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+            "presign_redirects": self.presign_redirects,
+        }
+        return {key: value for key, value in options.items() if value is not None}
+
+
 class StorageSettings(BaseModel):
-    """Where blob bytes live. Only the local filesystem driver exists so far."""
+    """Where blob bytes live: one filesystem location by default, or several named ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     driver: Literal["filesystem"] = "filesystem"
     root: Path | None = Field(default=None, description="default: <data_dir>/storage")
-    location: str = Field(default="local", min_length=1, pattern=r"^[a-z0-9_]+$")
+    location: str = Field(default="local", min_length=1, pattern=LOCATION_NAME)
+    locations: dict[str, LocationSettings] = Field(
+        default_factory=dict,
+        description="named locations; when set, `driver`/`root`/`location` are not used",
+    )
+    default_location: str | None = Field(default=None, description="where pushes go")
+    preference: list[str] = Field(
+        default_factory=list, description="read order; default: the default location first"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StorageSettings:
+        names = list(self.locations)
+        for name in names:
+            if not re.match(LOCATION_NAME, name):
+                raise ValueError(f"location name {name!r} must match {LOCATION_NAME}")
+        if names and self.default_location is not None and self.default_location not in names:
+            raise ValueError(f"default_location {self.default_location!r} is not a location")
+        unknown = [name for name in self.preference if name not in (names or [self.location])]
+        if unknown:
+            raise ValueError(f"preference names unknown locations: {', '.join(unknown)}")
+        return self
+
+    def resolved(self, data_dir: Path) -> tuple[str, dict[str, LocationSettings]]:
+        """(default location, every location in read-preference order)."""
+        locations = dict(self.locations) or {
+            self.location: LocationSettings(driver="filesystem", root=self.root)
+        }
+        default = self.default_location or (
+            self.location if not self.locations else next(iter(locations))
+        )
+        order = [*self.preference, default, *locations]
+        ordered = {name: locations[name] for name in dict.fromkeys(order)}
+        return default, ordered
 
 
 class Settings(BaseSettings):

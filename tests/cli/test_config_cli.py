@@ -62,6 +62,9 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         "driver": "filesystem",
         "root": str(tmp_path / "blobs"),
         "location": "eu",
+        "locations": {},
+        "default_location": None,
+        "preference": [],
     }
 
 

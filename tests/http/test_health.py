@@ -39,8 +39,8 @@ def test_503_names_an_unreachable_postgresql(settings: Settings) -> None:
 
 def test_503_names_an_unwritable_storage_root(application: Application, client: TestClient) -> None:
     # The storage volume disappears under the running server; a file now blocks the path.
-    shutil.rmtree(application.storage_root)
-    application.storage_root.write_text("not a directory")
+    shutil.rmtree(application.settings.storage_root)
+    application.settings.storage_root.write_text("not a directory")
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["storage"]

@@ -48,8 +48,8 @@ def test_every_line_of_a_request_carries_its_id(
     application: Application, client: TestClient, log_lines: LogLines
 ) -> None:
     # A failing health check logs from inside the request, before the request line itself.
-    shutil.rmtree(application.storage_root)
-    application.storage_root.write_text("not a directory")
+    shutil.rmtree(application.settings.storage_root)
+    application.settings.storage_root.write_text("not a directory")
     client.get("/healthz", headers={"X-Request-ID": "probe-1"})
     server_lines = [line for line in log_lines() if line["logger"].startswith("moorage")]
     assert [line["event"] for line in server_lines] == ["health check failed", "request"]

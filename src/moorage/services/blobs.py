@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moorage.domain.digest import Digest
-from moorage.domain.errors import BlobNotFoundError, OperationUnsupportedError
+from moorage.domain.errors import BlobNotFoundError, ManifestError, OperationUnsupportedError
 from moorage.domain.records import Blob, RepositoryReference
 from moorage.model.interface import RegistryModel
-from moorage.storage import StorageDriver, keys
+from moorage.storage import StorageDriver, StorageLocations, keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +32,12 @@ class BlobService:
     def __init__(
         self,
         model: RegistryModel,
-        storage: StorageDriver,
+        locations: StorageLocations,
         *,
         link_expiration_s: int = 3600,
-        redirect_expiration_s: int | None = None,
+        redirect_expiration_s: int | None = 600,
     ) -> None:
-        self.model, self.storage = model, storage
+        self.model, self.locations = model, locations
         self.link_expiration_s = link_expiration_s
         self.redirect_expiration_s = redirect_expiration_s
 
@@ -49,19 +49,34 @@ class BlobService:
         return blob
 
     def content(self, repository: RepositoryReference, digest: str) -> BlobContent:
-        blob = self.stat(repository, digest)
+        """The blob's bytes from the first location, in preference order, that holds them."""
+        Digest.parse(digest)
+        blob = self.model.get_repo_blob_by_digest(repository, digest, include_placements=True)
+        if blob is None or blob.digest is None:
+            raise BlobNotFoundError(digest)
+        found = self.locations.preferred(blob.placements)
+        if found is None:
+            raise BlobNotFoundError(digest)  # recorded, but in no location configured here
+        storage = found[1]
         key = keys.blob_key(digest)
         redirect = None
         if self.redirect_expiration_s is not None:
-            redirect = self.storage.redirect_url(key, self.redirect_expiration_s)
+            redirect = storage.redirect_url(key, self.redirect_expiration_s)
         return BlobContent(
             digest=digest,
             size=blob.compressed_size or 0,
-            local_path=self.storage.local_path(key),
+            local_path=storage.local_path(key),
             redirect_url=redirect,
-            storage=self.storage,
+            storage=storage,
             key=key,
         )
+
+    def read_small(self, repository: RepositoryReference, digest: str, limit: int) -> bytes:
+        """A small blob (an image config) whole; refuses anything over ``limit`` bytes."""
+        content = self.content(repository, digest)
+        if content.size > limit:
+            raise ManifestError(f"blob {digest} is larger than {limit} bytes")
+        return b"".join(content.chunks())
 
     def mount(
         self, target: RepositoryReference, digest: str, source: RepositoryReference

@@ -9,6 +9,7 @@ from typing import Any
 
 from moorage.domain.digest import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, Digest
 from moorage.domain.errors import (
+    BlobNotFoundError,
     BlobUnknownError,
     DataModelError,
     DigestMismatchError,
@@ -38,8 +39,8 @@ from moorage.domain.media_types import (
 from moorage.domain.names import validate_tag_name
 from moorage.domain.records import Manifest, RepositoryReference, Tag
 from moorage.model.interface import RegistryModel
+from moorage.services.blobs import BlobService
 from moorage.services.uploads import UploadService
-from moorage.storage import StorageDriver, keys
 
 APPLICATION_JSON = "application/json"
 LEGACY_ACCEPT = SCHEMA1_TYPES | {APPLICATION_JSON}
@@ -96,11 +97,11 @@ class ManifestService:
     def __init__(
         self,
         model: RegistryModel,
-        storage: StorageDriver,
+        blobs: BlobService,
         uploads: UploadService,
         settings: ManifestSettings,
     ) -> None:
-        self.model, self.storage, self.uploads, self.settings = model, storage, uploads, settings
+        self.model, self.blobs, self.uploads, self.settings = model, blobs, uploads, settings
 
     # -- push ----------------------------------------------------------------------------
 
@@ -171,12 +172,10 @@ class ManifestService:
         return manifest
 
     def _config_bytes(self, repository: RepositoryReference, digest: str, size: int) -> bytes:
-        blob = self.model.get_repo_blob_by_digest(repository, digest)
-        if blob is None:
-            raise BlobUnknownError(digest)
-        if (blob.compressed_size or 0) > MAX_CONFIG_BYTES:
-            raise ManifestError(f"image config {digest} is larger than {MAX_CONFIG_BYTES} bytes")
-        return b"".join(self.storage.read(keys.blob_key(digest)))
+        try:
+            return self.blobs.read_small(repository, digest, MAX_CONFIG_BYTES)
+        except BlobNotFoundError:
+            raise BlobUnknownError(digest) from None
 
     def ensure_empty_layer(self, repository: RepositoryReference) -> None:
         """The gzipped empty tar that V1 views use for empty history entries: stored once,

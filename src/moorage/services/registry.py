@@ -10,7 +10,7 @@ from moorage.services.listing import ListingService
 from moorage.services.manifests import ManifestService, ManifestSettings
 from moorage.services.repositories import RepositoryResolver
 from moorage.services.uploads import UploadService, UploadSettings
-from moorage.storage import StorageDriver
+from moorage.storage import StorageLocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,18 +24,19 @@ class RegistryServices:
 
 def build_services(
     model: RegistryModel,
-    storage: StorageDriver,
+    locations: StorageLocations,
     *,
     uploads: UploadSettings | None = None,
     manifests: ManifestSettings | None = None,
     page_cap: int = 1000,
 ) -> RegistryServices:
     upload_settings = uploads or UploadSettings()
-    upload_service = UploadService(model, storage, upload_settings)
+    upload_service = UploadService(model, locations, upload_settings)
+    blobs = BlobService(model, locations, link_expiration_s=upload_settings.blob_link_expiration_s)
     return RegistryServices(
         repositories=RepositoryResolver(model),
         uploads=upload_service,
-        blobs=BlobService(model, storage, link_expiration_s=upload_settings.blob_link_expiration_s),
-        manifests=ManifestService(model, storage, upload_service, manifests or ManifestSettings()),
+        blobs=blobs,
+        manifests=ManifestService(model, blobs, upload_service, manifests or ManifestSettings()),
         listing=ListingService(model, page_cap=page_cap),
     )

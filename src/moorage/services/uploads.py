@@ -26,7 +26,7 @@ from moorage.domain.errors import (
 from moorage.domain.records import Blob, BlobUpload, RepositoryReference
 from moorage.hashing import PieceHasher, ResumableHasher
 from moorage.model.interface import RegistryModel
-from moorage.storage import StorageDriver, keys
+from moorage.storage import StorageDriver, StorageLocations, keys
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_PIECE_LENGTH = 512 * 1024
@@ -40,7 +40,6 @@ class UploadProgress:
 
 @dataclass(frozen=True, slots=True)
 class UploadSettings:
-    location: str = "local"
     blob_link_expiration_s: int = 3600
     max_blob_size: int = 20 * 1024**3
     piece_length: int = DEFAULT_PIECE_LENGTH
@@ -74,19 +73,24 @@ class _Reader:
 
 class UploadService:
     def __init__(
-        self, model: RegistryModel, storage: StorageDriver, settings: UploadSettings
+        self, model: RegistryModel, locations: StorageLocations, settings: UploadSettings
     ) -> None:
-        self.model, self.storage, self.settings = model, storage, settings
+        self.model, self.locations, self.settings = model, locations, settings
+
+    def _storage(self, upload: BlobUpload) -> StorageDriver:
+        """Chunks go where the session started, whichever worker receives them."""
+        return self.locations.driver(upload.location_name)
 
     # -- sessions --------------------------------------------------------------------
 
     def start(self, repository: RepositoryReference) -> UploadProgress:
-        session_id, metadata = self.storage.initiate_upload()
+        storage = self.locations.default_driver
+        session_id, metadata = storage.initiate_upload()
         upload = self.model.create_blob_upload(
-            repository, session_id, self.settings.location, metadata
+            repository, session_id, self.locations.default, metadata
         )
         if upload is None:
-            self.storage.cancel_upload(session_id, metadata)
+            storage.cancel_upload(session_id, metadata)
             raise UploadInvalidError("the repository vanished")
         return UploadProgress(session_id, 0)
 
@@ -107,7 +111,7 @@ class UploadService:
         self._discard(self._session(repository, upload_id))
 
     def _discard(self, upload: BlobUpload) -> None:
-        self.storage.cancel_upload(upload.upload_id, upload.storage_metadata)
+        self._storage(upload).cancel_upload(upload.upload_id, upload.storage_metadata)
         self.model.delete_blob_upload(upload)
 
     # -- data --------------------------------------------------------------------------
@@ -155,7 +159,7 @@ class UploadService:
                 self.settings.piece_length, upload.piece_hashes or b"", upload.piece_sha_state
             )
         reader = _Reader(chunks, hasher, pieces, self.settings.max_blob_size - upload.byte_count)
-        written, metadata = self.storage.append_upload(
+        written, metadata = self._storage(upload).append_upload(
             upload.upload_id, upload.storage_metadata, upload.byte_count, reader
         )
         if expected is not None and written != expected:
@@ -223,7 +227,7 @@ class UploadService:
         actual = self._digest_of(upload, digest.algorithm)
         if actual != str(digest):
             raise DigestMismatchError(f"content digest {actual} does not match {digest}")
-        self.storage.complete_upload(
+        self._storage(upload).complete_upload(
             upload.upload_id, upload.storage_metadata, keys.blob_key(str(digest))
         )
         blob = self.model.commit_blob_upload(
@@ -243,6 +247,6 @@ class UploadService:
             return "sha256:" + ResumableHasher.from_state(upload.sha_state).hexdigest()
         # Another algorithm (sha512) than the running one: read the assembled bytes once.
         hasher = hashlib.new(algorithm)
-        for chunk in self.storage.read_upload(upload.upload_id, upload.storage_metadata):
+        for chunk in self._storage(upload).read_upload(upload.upload_id, upload.storage_metadata):
             hasher.update(chunk)
         return f"{algorithm}:{hasher.hexdigest()}"

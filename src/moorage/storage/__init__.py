@@ -12,6 +12,7 @@ from moorage.storage.driver import (
     UploadMetadata,
 )
 from moorage.storage.factory import create_driver
+from moorage.storage.locations import StorageLocations, UnknownStorageLocationError
 
 __all__ = [
     "InvalidKeyError",
@@ -19,6 +20,8 @@ __all__ = [
     "ObjectNotFoundError",
     "StorageDriver",
     "StorageError",
+    "StorageLocations",
+    "UnknownStorageLocationError",
     "UploadMetadata",
     "create_driver",
 ]
