@@ -7,8 +7,8 @@ start from ``build``.
 from __future__ import annotations
 
 import os
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine

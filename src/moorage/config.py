@@ -8,7 +8,6 @@ every problem is reported in one ``ConfigError`` that names each offending key.
 from __future__ import annotations
 
 import re
-
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from moorage import __version__
-from moorage.cli import config_cmd, db, serve
+from moorage.cli import config_cmd, db, serve, worker
 from moorage.domain.errors import MoorageError
 from moorage.observability import redact_url_passwords
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.command()(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(worker.app, name="worker")
 
 
 @app.command()

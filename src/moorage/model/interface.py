@@ -9,7 +9,7 @@ or later than now, and the tag is not hidden.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -380,6 +380,16 @@ class RegistryAdministration(Protocol):
     def remove_blob_links(self, repository_ref: RepositoryReference, blob: Blob) -> bool: ...
 
     def schema1_signer(self) -> Schema1Signer: ...
+
+    def list_blobs_missing_placement(
+        self, location_name: str, *, after_id: int = 0, limit: int = 100
+    ) -> list[Blob]: ...
+
+    def list_stale_blob_uploads(
+        self, created_before: datetime, limit: int = 100
+    ) -> list[BlobUpload]: ...
+
+    def known_blob_upload_ids(self, upload_ids: Iterable[str]) -> set[str]: ...
 
 
 class RegistryModel(RegistryDataInterface, RegistryAdministration, Protocol):

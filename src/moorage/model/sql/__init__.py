@@ -7,6 +7,7 @@ from moorage.model.sql.blobs import BlobMixin
 from moorage.model.sql.derived import DerivedImageMixin
 from moorage.model.sql.labels import LabelMixin
 from moorage.model.sql.listing import ListingMixin
+from moorage.model.sql.maintenance import MaintenanceMixin
 from moorage.model.sql.repositories import RepositoryMixin
 from moorage.model.sql.tags import TagMixin
 from moorage.model.sql.uploads import UploadMixin
@@ -21,6 +22,7 @@ class SqlRegistryModel(
     BlobMixin,
     UploadMixin,
     ListingMixin,
+    MaintenanceMixin,
 ):
     """``RegistryModel`` over SQLAlchemy; construct with a ``Database`` (see SqlModelBase)."""
 

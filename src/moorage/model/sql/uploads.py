@@ -13,13 +13,13 @@ from moorage.domain.records import Blob, BlobUpload, RepositoryReference
 from moorage.model.sql.base import SqlModelBase, insert_ignoring_conflict, new_uuid
 
 
-def _upload_query() -> Any:
+def upload_query() -> Any:
     return select(t.blob_upload, t.storage_location.c.name.label("location_name")).join(
         t.storage_location, t.storage_location.c.id == t.blob_upload.c.storage_location_id
     )
 
 
-def _upload(row: Any) -> BlobUpload:
+def upload_record(row: Any) -> BlobUpload:
     return BlobUpload(
         id=row.id,
         upload_id=row.uuid,
@@ -58,8 +58,8 @@ class UploadMixin(SqlModelBase):
                     created=datetime.now(UTC),
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            return _upload(
-                conn.execute(_upload_query().where(t.blob_upload.c.id == upload_pk)).one()
+            return upload_record(
+                conn.execute(upload_query().where(t.blob_upload.c.id == upload_pk)).one()
             )
 
     def lookup_blob_upload(
@@ -67,12 +67,12 @@ class UploadMixin(SqlModelBase):
     ) -> BlobUpload | None:
         with self.database.read() as conn:
             row = conn.execute(
-                _upload_query().where(
+                upload_query().where(
                     t.blob_upload.c.uuid == blob_upload_id,
                     t.blob_upload.c.repository_id == repository_ref.id,
                 )
             ).first()
-        return None if row is None else _upload(row)
+        return None if row is None else upload_record(row)
 
     def update_blob_upload(
         self,
@@ -101,8 +101,8 @@ class UploadMixin(SqlModelBase):
             )
             if result.rowcount != 1:
                 return None
-            return _upload(
-                conn.execute(_upload_query().where(t.blob_upload.c.id == blob_upload.id)).one()
+            return upload_record(
+                conn.execute(upload_query().where(t.blob_upload.c.id == blob_upload.id)).one()
             )
 
     def delete_blob_upload(self, blob_upload: BlobUpload) -> None:

@@ -1,0 +1,1 @@
+"""Background jobs: small functions over services, run by one loop."""
