@@ -10,7 +10,10 @@ from moorage.domain.digest import Digest
 from moorage.domain.errors import BlobNotFoundError, ManifestError, OperationUnsupportedError
 from moorage.domain.records import Blob, RepositoryReference
 from moorage.model.interface import RegistryModel
-from moorage.storage import StorageDriver, StorageLocations, keys
+from moorage.observability import get_logger
+from moorage.storage import ObjectNotFoundError, StorageDriver, StorageLocations, keys
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +57,10 @@ class BlobService:
         blob = self.model.get_repo_blob_by_digest(repository, digest, include_placements=True)
         if blob is None or blob.digest is None:
             raise BlobNotFoundError(digest)
-        found = self.locations.preferred(blob.placements)
-        if found is None:
-            raise BlobNotFoundError(digest)  # recorded, but in no location configured here
-        storage = found[1]
         key = keys.blob_key(digest)
+        storage = self._holder(blob.placements, key)
+        if storage is None:
+            raise BlobNotFoundError(digest)  # recorded, but in no reachable location
         redirect = None
         if self.redirect_expiration_s is not None:
             redirect = storage.redirect_url(key, self.redirect_expiration_s)
@@ -70,6 +72,18 @@ class BlobService:
             storage=storage,
             key=key,
         )
+
+    def _holder(self, placements: tuple[str, ...], key: str) -> StorageDriver | None:
+        """The first location, in preference order, that really has the bytes: a copy lost
+        in one location is served from the next."""
+        for name, storage in self.locations.holding(placements):
+            try:
+                storage.stat(key)
+            except ObjectNotFoundError:
+                log.warning("blob missing from its recorded location", key=key, location=name)
+                continue
+            return storage
+        return None
 
     def read_small(self, repository: RepositoryReference, digest: str, limit: int) -> bytes:
         """A small blob (an image config) whole; refuses anything over ``limit`` bytes."""

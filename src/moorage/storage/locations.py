@@ -43,8 +43,9 @@ class StorageLocations:
 
     def preferred(self, placements: Iterable[str]) -> tuple[str, StorageDriver] | None:
         """The first location, in preference order, among those holding the bytes."""
+        return next(iter(self.holding(placements)), None)
+
+    def holding(self, placements: Iterable[str]) -> list[tuple[str, StorageDriver]]:
+        """The configured locations among ``placements``, in preference order."""
         held = set(placements)
-        for name, driver in self.drivers.items():
-            if name in held:
-                return name, driver
-        return None
+        return [(name, driver) for name, driver in self.drivers.items() if name in held]
