@@ -60,6 +60,9 @@ class LocationSettings(BaseModel):
     presign_redirects: bool = Field(
         default=False, description="s3: answer blob GETs with 307 to a presigned URL"
     )
+    addressing_style: Literal["auto", "path", "virtual"] | None = Field(
+        default=None, description="s3: bucket in the path or in the host name"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> LocationSettings:
@@ -80,6 +83,7 @@ class LocationSettings(BaseModel):
             "access_key": self.access_key,
             "secret_key": self.secret_key,
             "presign_redirects": self.presign_redirects,
+            "addressing_style": self.addressing_style,
         }
         return {key: value for key, value in options.items() if value is not None}
 

@@ -44,6 +44,7 @@ from support.e2e_clients import (
     require_binary,
     start_registry,
 )
+from support.s3servers import moto_s3, seaweedfs_s3  # noqa: F401 (fixtures for scale-out tests)
 
 # Read once, at import: the suite-wide autouse fixture strips MOORAGE_* variables during tests.
 TARGET = e2e_target()

@@ -181,7 +181,10 @@ def _server_env() -> dict[str, str]:
 
 @contextmanager
 def start_registry(
-    base_dir: Path, target: str | None = None, startup_timeout: float = 30
+    base_dir: Path,
+    target: str | None = None,
+    startup_timeout: float = 30,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[RegistryServer]:
     """Start a registry on a free 127.0.0.1 port; yield it once ``/v2/`` answers 200; stop it."""
     target = target or e2e_target()
@@ -196,7 +199,7 @@ def start_registry(
         config_path.write_text(reference_config(port, data_dir))
         command = [REFERENCE_BINARY, "serve", str(config_path)]
     else:
-        command = moorage_command("127.0.0.1", port, data_dir)
+        command = [*moorage_command("127.0.0.1", port, data_dir), *extra_args]
     host = f"127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
