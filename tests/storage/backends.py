@@ -1,8 +1,11 @@
 """Storage backends the driver contract suite runs against, plus shared test helpers.
 
-Add a third entry to ``BACKENDS`` (e.g. S3 against a local MinIO, skipping when unavailable) and the
-whole contract runs against it too. ``Backend.raw_entries()`` lists everything the backend
-physically holds (objects, sessions, temp files), so tests can check that failures leave nothing.
+Each entry of ``BACKENDS`` builds a fresh backend from a :class:`BackendContext`; the whole
+contract runs against every entry. The S3 entries run the S3 driver against real servers on
+127.0.0.1 (SeaweedFS and moto's server mode, see ``support/s3servers.py``), each test under its
+own key prefix of one shared bucket. ``Backend.raw_entries()`` lists everything the backend
+physically holds (objects, sessions, temp files, unfinished multipart uploads), so tests can
+check that failures leave nothing. ``Backend.cleanup`` runs when the test ends.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from moorage.storage import StorageDriver, create_driver
 from moorage.storage.base import CheckedDriver
 from moorage.storage.memory import MemoryDriver
+from support.s3servers import S3Server, unique_prefix
 
 
 class ClientGoneError(Exception):
@@ -36,10 +43,17 @@ class Backend:
     name: str
     driver: StorageDriver
     raw_entries: Callable[[], list[str]]
+    cleanup: Callable[[], None] = lambda: None
 
 
-def _filesystem(tmp_path: Path) -> Backend:
-    root = tmp_path / "root"
+@dataclass
+class BackendContext:
+    tmp_path: Path
+    request: pytest.FixtureRequest
+
+
+def _filesystem(context: BackendContext) -> Backend:
+    root = context.tmp_path / "root"
     driver = create_driver("filesystem", root=root)
 
     def entries() -> list[str]:
@@ -51,7 +65,7 @@ def _filesystem(tmp_path: Path) -> Backend:
     return Backend("filesystem", driver, entries)
 
 
-def _memory(tmp_path: Path) -> Backend:
+def _memory(context: BackendContext) -> Backend:
     driver = create_driver("memory")
     assert isinstance(driver, CheckedDriver)
     inner = driver.inner
@@ -63,7 +77,25 @@ def _memory(tmp_path: Path) -> Backend:
     return Backend("memory", driver, entries)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
+def s3_backend(name: str, server: S3Server, **options: Any) -> Backend:
+    """An S3 driver on ``server`` under a fresh prefix; ``options`` override driver options."""
+    prefix = unique_prefix()
+    driver = create_driver("s3", **{**server.driver_options(prefix), **options})
+    return Backend(name, driver, lambda: server.raw_entries(prefix), lambda: server.clear(prefix))
+
+
+def _s3(fixture: str) -> Callable[[BackendContext], Backend]:
+    def build(context: BackendContext) -> Backend:
+        server = context.request.getfixturevalue(fixture)  # started once, on first use
+        assert isinstance(server, S3Server)
+        return s3_backend(f"s3-{server.name}", server)
+
+    return build
+
+
+BACKENDS: dict[str, Callable[[BackendContext], Backend]] = {
     "filesystem": _filesystem,
     "memory": _memory,
+    "s3-moto": _s3("moto_s3"),
+    "s3-seaweedfs": _s3("seaweedfs_s3"),
 }

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 40  # anyio's default worker thread count
 _WRITE_FLAG = "moorage_write"
 
 
@@ -49,8 +50,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
     url = normalize_url(url)
+    if url.startswith("sqlite") and make_url(url).database not in (None, "", ":memory:"):
+        # As many connections as request threads: SQLite connections are cheap to keep and
+        # costly to reopen (pragmas), and readers never block each other in WAL mode.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_SIZE,
+        )
+        _configure_sqlite(engine)
+        return engine
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False})
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -96,6 +96,8 @@ class RepositoryReference(_Record):
     is_free_namespace: bool
     state: RepositoryState
     trust_enabled: bool = False
+    # Read with the repository so one query answers "may this be used at all".
+    namespace_enabled: bool = True
 
     @property
     def full_name(self) -> str:

@@ -381,6 +381,10 @@ class RegistryAdministration(Protocol):
 
     def schema1_signer(self) -> Schema1Signer: ...
 
+    def lookup_tagged_manifest(
+        self, repository_ref: RepositoryReference, tag_name: str
+    ) -> Manifest | None: ...
+
     def list_blobs_missing_placement(
         self, location_name: str, *, after_id: int = 0, limit: int = 100
     ) -> list[Blob]: ...

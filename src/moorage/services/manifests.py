@@ -220,6 +220,9 @@ class ManifestService:
             validate_tag_name(tag_name)
         except InvalidNameError:
             raise ManifestNotFoundError(f"manifest unknown: {tag_name}") from None
+        manifest = self.model.lookup_tagged_manifest(repository, tag_name)
+        if manifest is not None:
+            return manifest  # the common case, in one query
         tag = self.model.get_repo_tag(repository, tag_name)
         if tag is None:
             expired = self.model.has_expired_tag(repository, tag_name)

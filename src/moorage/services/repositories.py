@@ -24,7 +24,7 @@ class RepositoryResolver:
         self.create_on_push = create_on_push
 
     def _checked(self, repository: RepositoryReference) -> RepositoryReference:
-        if not self.model.is_namespace_enabled(repository.namespace_name):
+        if not repository.namespace_enabled:
             raise AccessDeniedError(f"namespace {repository.namespace_name} is disabled")
         if repository.kind is not RepositoryKind.IMAGE:
             raise OperationUnsupportedError(

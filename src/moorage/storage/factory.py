@@ -9,10 +9,12 @@ from moorage.storage.base import CallHook, CheckedDriver
 from moorage.storage.driver import StorageDriver
 from moorage.storage.filesystem import FilesystemDriver
 from moorage.storage.memory import MemoryDriver
+from moorage.storage.s3 import S3Driver
 
 DRIVERS: Mapping[str, Callable[..., StorageDriver]] = {
     "filesystem": FilesystemDriver,
     "memory": MemoryDriver,
+    "s3": S3Driver,
 }
 
 

@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from moorage.http.v2.common import call, empty, repository, services
+from moorage.http.v2.common import empty, on_repository, services
 from moorage.services.blobs import BlobContent
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -48,8 +48,9 @@ def _headers(content: BlobContent) -> dict[str, str]:
 
 
 async def get_blob(request: Request) -> Response:
-    repo = await repository(request, write=False)
-    content = await call(services(request).blobs.content, repo, request.path_params["digest"])
+    content = await on_repository(
+        request, False, services(request).blobs.content, request.path_params["digest"]
+    )
     headers = _headers(content)
     wanted = parse_range(request.headers.get("range"), content.size)
     if wanted is False:
@@ -71,6 +72,7 @@ async def get_blob(request: Request) -> Response:
 
 
 async def delete_blob(request: Request) -> Response:
-    repo = await repository(request, write=True)
-    await call(services(request).blobs.unlink, repo, request.path_params["digest"])
+    await on_repository(
+        request, True, services(request).blobs.unlink, request.path_params["digest"]
+    )
     return empty(202)

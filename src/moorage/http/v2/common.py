@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio.from_thread
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +36,25 @@ async def repository(request: Request, *, write: bool) -> RepositoryReference:
     resolver = services(request).repositories
     name = request.path_params["name"]
     return await call(resolver.for_write if write else resolver.for_read, name)
+
+
+async def on_repository(
+    request: Request,
+    write: bool,
+    function: Callable[Concatenate[RepositoryReference, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Resolves the URL's repository and runs ``function`` on it, in one worker-thread hop
+    (each hop costs more than a small request's whole database work)."""
+    resolver = services(request).repositories
+    name = request.path_params["name"]
+
+    def work() -> T:
+        found = resolver.for_write(name) if write else resolver.for_read(name)
+        return function(found, *args, **kwargs)
+
+    return await run_in_threadpool(work)
 
 
 def body_blocks(request: Request) -> Iterator[bytes]:

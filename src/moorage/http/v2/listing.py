@@ -12,7 +12,7 @@ from starlette.responses import Response
 from moorage.domain.digest import Digest
 from moorage.domain.errors import RepositoryNotFoundError
 from moorage.domain.media_types import OCI_IMAGE_INDEX
-from moorage.http.v2.common import call, repository, services
+from moorage.http.v2.common import call, on_repository, repository, services
 from moorage.services.listing import Page, parse_page_size
 
 
@@ -31,9 +31,10 @@ def _link(path: str, n: int | None, page: Page) -> dict[str, str]:
 
 async def list_tags(request: Request) -> Response:
     registry = services(request)
-    repo = await repository(request, write=False)
     n = parse_page_size(request.query_params.get("n"), registry.listing.page_cap)
-    page = await call(registry.listing.tags, repo, n, request.query_params.get("last"))
+    page = await on_repository(
+        request, False, registry.listing.tags, n, request.query_params.get("last")
+    )
     name = request.path_params["name"]
     return _json({"name": name, "tags": page.items}, _link(f"/v2/{name}/tags/list", n, page))
 

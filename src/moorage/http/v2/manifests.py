@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from moorage.domain.errors import ManifestTooLargeError
-from moorage.http.v2.common import call, empty, repository, services
+from moorage.http.v2.common import call, empty, on_repository, repository, services
 
 
 def accepted_types(request: Request) -> set[str]:
@@ -21,10 +21,10 @@ def accepted_types(request: Request) -> set[str]:
 
 
 async def get_manifest(request: Request) -> Response:
-    repo = await repository(request, write=False)
-    body = await call(
+    body = await on_repository(
+        request,
+        False,
         services(request).manifests.get,
-        repo,
         request.path_params["reference"],
         accepted_types(request),
     )
@@ -78,6 +78,7 @@ async def put_manifest(request: Request) -> Response:
 
 
 async def delete_manifest(request: Request) -> Response:
-    repo = await repository(request, write=True)
-    await call(services(request).manifests.delete, repo, request.path_params["reference"])
+    await on_repository(
+        request, True, services(request).manifests.delete, request.path_params["reference"]
+    )
     return empty(202)

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from moorage.db import tables as t
 from moorage.domain.manifests import Schema1Signer, V1Entry, build_schema1_manifest, parse_manifest
 from moorage.domain.media_types import DOCKER_SCHEMA1_SIGNED_MANIFEST
-from moorage.domain.records import LegacyImage, Manifest, Tag
-from moorage.model.sql.base import insert_ignoring_conflict
+from moorage.domain.records import LegacyImage, Manifest, RepositoryReference, Tag
+from moorage.model.sql.base import alive_clause, insert_ignoring_conflict
 from moorage.model.sql.manifest_rows import manifest_from_row, visible_blob
 from moorage.model.sql.manifests import ManifestMixin
 
@@ -86,6 +86,23 @@ class BackfillMixin(ManifestMixin):
                 ).scalar_one()
         self._signer = Schema1Signer.from_pem(bytes(pem))
         return self._signer
+
+    def lookup_tagged_manifest(
+        self, repository_ref: RepositoryReference, tag_name: str
+    ) -> Manifest | None:
+        """The manifest of the alive tag ``tag_name``, in one query: None when there is no
+        such tag or it has no manifest yet (a V1 tag before its backfill)."""
+        with self.database.read() as conn:
+            row = conn.execute(
+                select(t.manifest)
+                .join(t.tag, t.tag.c.manifest_id == t.manifest.c.id)
+                .where(
+                    t.tag.c.repository_id == repository_ref.id,
+                    t.tag.c.name == tag_name,
+                    alive_clause(self.now_ms()),
+                )
+            ).first()
+        return None if row is None else manifest_from_row(row)
 
     def get_manifest_for_tag(
         self, tag: Tag, backfill_if_necessary: bool = False

@@ -139,6 +139,7 @@ def _repository_query() -> Any:
         t.repository.c.trust_enabled,
         t.namespace.c.name.label("namespace_name"),
         t.namespace.c.billing_id,
+        t.namespace.c.enabled.label("namespace_enabled"),
     ).join(t.namespace, t.namespace.c.id == t.repository.c.namespace_id)
 
 
@@ -155,6 +156,7 @@ def repository_from_row(row: Row[Any]) -> RepositoryReference:
         is_free_namespace=row.billing_id is None,
         state=RepositoryState(row.state),
         trust_enabled=bool(row.trust_enabled),
+        namespace_enabled=bool(row.namespace_enabled),
     )
 
 
