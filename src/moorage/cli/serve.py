@@ -54,8 +54,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
 def _serve_single(settings: Settings) -> None:
     import uvicorn
 
-    from moorage.app import build  # imported when serving: keeps `moorage --help` quick
+    from moorage.app import build, tune_interpreter  # heavy: keeps `moorage --help` quick
 
+    tune_interpreter()
     application = build(settings)
     try:
         uvicorn.run(application.asgi, **_uvicorn_options(settings))  # type: ignore[arg-type]

@@ -22,6 +22,8 @@ class HttpContext:
     health_timeout_s: float = 5.0
     on_shutdown: Sequence[Callable[[], None]] = field(default_factory=tuple)
     registry: RegistryServices | None = None
+    # Run metadata reads on the event loop (the embedded SQLite database: no network waits).
+    inline_reads: bool = False
 
 
 def get_context(request: Request) -> HttpContext:

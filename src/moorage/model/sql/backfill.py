@@ -6,14 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
 from moorage.domain.manifests import Schema1Signer, V1Entry, build_schema1_manifest, parse_manifest
 from moorage.domain.media_types import DOCKER_SCHEMA1_SIGNED_MANIFEST
 from moorage.domain.records import LegacyImage, Manifest, RepositoryReference, Tag
-from moorage.model.sql.base import alive_clause, insert_ignoring_conflict
+from moorage.model.sql.base import insert_ignoring_conflict
 from moorage.model.sql.manifest_rows import manifest_from_row, visible_blob
 from moorage.model.sql.manifests import ManifestMixin
 
@@ -54,6 +54,18 @@ def _entries(chain: list[LegacyImage], reduce: bool) -> list[V1Entry]:
     return entries
 
 
+_TAGGED_MANIFEST = (
+    select(t.manifest)
+    .join(t.tag, t.tag.c.manifest_id == t.manifest.c.id)
+    .where(
+        t.tag.c.repository_id == bindparam("repository_id"),
+        t.tag.c.name == bindparam("name"),
+        t.tag.c.hidden.is_(False),
+        (t.tag.c.lifetime_end_ms.is_(None)) | (t.tag.c.lifetime_end_ms > bindparam("now_ms")),
+    )
+)
+
+
 class BackfillMixin(ManifestMixin):
     _signer: Schema1Signer | None = None
 
@@ -92,16 +104,9 @@ class BackfillMixin(ManifestMixin):
     ) -> Manifest | None:
         """The manifest of the alive tag ``tag_name``, in one query: None when there is no
         such tag or it has no manifest yet (a V1 tag before its backfill)."""
+        params = {"repository_id": repository_ref.id, "name": tag_name, "now_ms": self.now_ms()}
         with self.database.read() as conn:
-            row = conn.execute(
-                select(t.manifest)
-                .join(t.tag, t.tag.c.manifest_id == t.manifest.c.id)
-                .where(
-                    t.tag.c.repository_id == repository_ref.id,
-                    t.tag.c.name == tag_name,
-                    alive_clause(self.now_ms()),
-                )
-            ).first()
+            row = conn.execute(_TAGGED_MANIFEST, params).first()
         return None if row is None else manifest_from_row(row)
 
     def get_manifest_for_tag(

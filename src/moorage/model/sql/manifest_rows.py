@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, exists, or_, select
+from sqlalchemy import Connection, Row, bindparam, exists, or_, select
 
 from moorage.db import tables as t
 from moorage.domain.digest import EMPTY_LAYER_DIGEST
@@ -25,13 +25,11 @@ def manifest_from_row(row: Row[Any], **extra: Any) -> Manifest:
     )
 
 
-def visible_blob_query(repository_id: int, digest: str, now_ms: int) -> Any:
-    """Complete blobs with this digest that the repository sees: through one of its
-    (not deleted) manifests, its V1-pushed legacy images or unexpired upload/mount links.
-    The shared empty layer is visible everywhere."""
-    query = select(t.blob).where(t.blob.c.digest == digest, t.blob.c.uploading.is_(False))
-    if digest == EMPTY_LAYER_DIGEST:
-        return query
+def _visible_blob_statement() -> Any:
+    """Complete blobs with a digest that a repository sees: through one of its (not
+    deleted) manifests, its V1-pushed legacy images or unexpired upload/mount links.
+    Built once with bind parameters: building a statement costs more than running it."""
+    repository_id: Any = bindparam("repository_id")
     linked = or_(
         exists().where(
             t.manifest_blob.c.blob_id == t.blob.c.id,
@@ -47,11 +45,27 @@ def visible_blob_query(repository_id: int, digest: str, now_ms: int) -> Any:
         exists().where(
             t.uploaded_blob.c.blob_id == t.blob.c.id,
             t.uploaded_blob.c.repository_id == repository_id,
-            t.uploaded_blob.c.expires_at_ms > now_ms,
+            t.uploaded_blob.c.expires_at_ms > bindparam("now_ms"),
         ),
     )
-    return query.where(linked)
+    return (
+        select(t.blob)
+        .where(t.blob.c.digest == bindparam("digest"), t.blob.c.uploading.is_(False), linked)
+        .limit(1)
+    )
+
+
+_VISIBLE_BLOB = _visible_blob_statement()
+# The shared empty layer is visible in every repository.
+_GLOBAL_BLOB = (
+    select(t.blob)
+    .where(t.blob.c.digest == bindparam("digest"), t.blob.c.uploading.is_(False))
+    .limit(1)
+)
 
 
 def visible_blob(conn: Connection, repository_id: int, digest: str, now_ms: int) -> Any:
-    return conn.execute(visible_blob_query(repository_id, digest, now_ms)).first()
+    if digest == EMPTY_LAYER_DIGEST:
+        return conn.execute(_GLOBAL_BLOB, {"digest": digest}).first()
+    params = {"repository_id": repository_id, "digest": digest, "now_ms": now_ms}
+    return conn.execute(_VISIBLE_BLOB, params).first()

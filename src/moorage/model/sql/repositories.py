@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
@@ -23,6 +23,11 @@ from moorage.model.sql.base import (
     new_uuid,
     repository_from_row,
     repository_query,
+)
+
+# Built once: the hottest lookup of all (every request names a repository).
+_REPOSITORY_BY_NAME = repository_query().where(
+    t.namespace.c.name == bindparam("namespace"), t.repository.c.name == bindparam("name")
 )
 
 
@@ -139,11 +144,10 @@ class RepositoryMixin(SqlModelBase):
     def lookup_repository(
         self, namespace_name: str, repo_name: str, kind_filter: RepositoryKind | None = None
     ) -> RepositoryReference | None:
-        query = repository_query().where(
-            t.namespace.c.name == namespace_name, t.repository.c.name == repo_name
-        )
-        if kind_filter is not None:
-            query = query.where(t.repository.c.kind == RepositoryKind(kind_filter).value)
         with self.database.read() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else repository_from_row(row)
+            row = conn.execute(
+                _REPOSITORY_BY_NAME, {"namespace": namespace_name, "name": repo_name}
+            ).first()
+        if row is None or (kind_filter is not None and row.kind != RepositoryKind(kind_filter)):
+            return None
+        return repository_from_row(row)
