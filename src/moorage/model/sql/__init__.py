@@ -6,6 +6,7 @@ from moorage.model.sql.backfill import BackfillMixin
 from moorage.model.sql.blobs import BlobMixin
 from moorage.model.sql.derived import DerivedImageMixin
 from moorage.model.sql.labels import LabelMixin
+from moorage.model.sql.layers import LayerMixin
 from moorage.model.sql.listing import ListingMixin
 from moorage.model.sql.maintenance import MaintenanceMixin
 from moorage.model.sql.repositories import RepositoryMixin
@@ -17,6 +18,7 @@ class SqlRegistryModel(
     RepositoryMixin,
     TagMixin,
     BackfillMixin,
+    LayerMixin,
     LabelMixin,
     DerivedImageMixin,
     BlobMixin,
