@@ -1,0 +1,1 @@
+"""Benchmark: Moorage against the reference registry (CNCF Distribution) on loopback."""

@@ -1,0 +1,110 @@
+"""The few OCI Distribution calls the workloads make, with httpx (sync)."""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Iterable
+from urllib.parse import urljoin
+
+import httpx
+
+from bench.data import MIB, BlobSpec
+
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+ACCEPT = f"{MEDIA_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"
+TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=300.0, pool=300.0)
+
+
+class BenchError(RuntimeError):
+    """A registry answered something a workload did not expect."""
+
+
+def new_client(base_url: str) -> httpx.Client:
+    """One keep-alive connection pool per worker thread, never following redirects."""
+    return httpx.Client(base_url=base_url, timeout=TIMEOUT, follow_redirects=False)
+
+
+def _expect(response: httpx.Response, *codes: int) -> httpx.Response:
+    if response.status_code not in codes:
+        response.read()
+        raise BenchError(
+            f"{response.request.method} {response.request.url.path} -> "
+            f"{response.status_code}: {response.text[:300]}"
+        )
+    return response
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return location + ("&" if "?" in location else "?") + "digest=" + digest
+
+
+def start_upload(client: httpx.Client, repo: str) -> str:
+    """POST a new upload session; its absolute-or-relative Location, resolved."""
+    response = _expect(client.post(f"/v2/{repo}/blobs/uploads/"), 202)
+    return urljoin(str(client.base_url), response.headers["location"])
+
+
+def push_monolithic(
+    client: httpx.Client, repo: str, body: Iterable[bytes] | bytes, size: int, digest: str
+) -> None:
+    """POST, then one PUT ?digest= with the whole body (streamed when an iterable)."""
+    location = start_upload(client, repo)
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+    response = client.put(_with_digest(location, digest), content=body, headers=headers)
+    _expect(response, 201)
+
+
+def push_chunked(client: httpx.Client, repo: str, blob: BlobSpec, chunk: int) -> None:
+    """POST, PATCHes of ``chunk`` bytes with Content-Range, then PUT ?digest= (no body)."""
+    location = start_upload(client, repo)
+    for start in range(0, blob.size, chunk):
+        body = blob.range_chunks(start, chunk)
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{start + len(body) - 1}",
+            "Content-Length": str(len(body)),
+        }
+        response = _expect(client.patch(location, content=body, headers=headers), 202)
+        location = urljoin(location, response.headers["location"])
+    _expect(client.put(_with_digest(location, blob.digest), content=b""), 201)
+
+
+def blob_exists(client: httpx.Client, repo: str, digest: str) -> bool:
+    return _expect(client.head(f"/v2/{repo}/blobs/{digest}"), 200, 404).status_code == 200
+
+
+def pull_verified(client: httpx.Client, repo: str, digest: str, size: int) -> None:
+    """GET the blob, hashing in a second thread while streaming; fail on any mismatch."""
+    pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+    hasher = hashlib.sha256()
+
+    def consume() -> None:
+        while (piece := pieces.get()) is not None:
+            hasher.update(piece)  # releases the GIL on large buffers
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    received = 0
+    try:
+        with client.stream("GET", f"/v2/{repo}/blobs/{digest}") as response:
+            _expect(response, 200)
+            for piece in response.iter_raw(4 * MIB):
+                received += len(piece)
+                pieces.put(piece)
+    finally:
+        pieces.put(None)
+        worker.join()
+    if received != size or "sha256:" + hasher.hexdigest() != digest:
+        raise BenchError(f"pulled {received} bytes of {digest}: size or digest mismatch")
+
+
+def put_manifest(client: httpx.Client, repo: str, reference: str, body: bytes) -> str:
+    headers = {"Content-Type": MEDIA_MANIFEST}
+    response = _expect(
+        client.put(f"/v2/{repo}/manifests/{reference}", content=body, headers=headers), 201
+    )
+    return str(response.headers.get("docker-content-digest", ""))

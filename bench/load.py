@@ -1,0 +1,176 @@
+"""Request-rate and latency workloads: ``wrk`` for GETs, ``hey`` for HEAD (wrk's parser waits
+for a body after a HEAD answer with Content-Length and records nothing). Debian packages
+``wrk`` and ``hey``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.client import ACCEPT
+from bench.images import Seeded
+from bench.model import Measure, Plan
+from bench.servers import Server
+
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_LATENCY = re.compile(r"^\s*(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
+_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+def missing_tools() -> list[str]:
+    """What to install for the load rows: wrk (GETs) and hey (HEAD: wrk waits for a body)."""
+    return [
+        f"{tool} not found: apt-get install -y {tool}"
+        for tool in ("wrk", "hey")
+        if shutil.which(tool) is None
+    ]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    key: str
+    label: str
+    method: str
+    path: str
+
+
+def endpoints(seeded: Seeded) -> list[Endpoint]:
+    repo = seeded.repo
+    return [
+        Endpoint(
+            "manifest-tag", "manifest GET by tag", "GET", f"/v2/{repo}/manifests/{seeded.tag}"
+        ),
+        Endpoint(
+            "manifest-digest",
+            "manifest GET by digest",
+            "GET",
+            f"/v2/{repo}/manifests/{seeded.manifest_digest}",
+        ),
+        Endpoint("blob-head", "blob HEAD", "HEAD", f"/v2/{repo}/blobs/{seeded.layer_digest}"),
+        Endpoint("tags-list", "tags/list", "GET", f"/v2/{repo}/tags/list"),
+    ]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def parse_wrk(output: str) -> LoadResult:
+    rate = _RATE.search(output)
+    latencies = {
+        m.group(1): float(m.group(2)) * _UNITS_MS[m.group(3)] for m in _LATENCY.finditer(output)
+    }
+    if rate is None or set(latencies) != {"50", "99"} or float(rate.group(1)) == 0:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    errors = sum(int(n) for n in _NON_2XX.findall(output))
+    for match in _SOCKET_ERRORS.finditer(output):
+        errors += sum(int(n) for n in match.groups())
+    return LoadResult(float(rate.group(1)), latencies["50"], latencies["99"], errors)
+
+
+def run_wrk(url: str, script: Path, connections: int, seconds: int) -> LoadResult:
+    threads = min(2, connections)
+    argv = [
+        "wrk",
+        "--latency",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    return parse_wrk(done.stdout)
+
+
+def run_hey_head(url: str, connections: int, seconds: int) -> LoadResult:
+    """HEAD load with hey; percentiles computed from its per-request CSV (full precision)."""
+    argv = [
+        "hey",
+        "-z",
+        f"{seconds}s",
+        "-c",
+        str(connections),
+        "-m",
+        "HEAD",
+        "-t",
+        "5",
+        "-o",
+        "csv",
+        url,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"hey failed ({done.returncode}): {done.stderr or done.stdout}")
+    return parse_hey_csv(done.stdout, seconds)
+
+
+def parse_hey_csv(output: str, seconds: int) -> LoadResult:
+    rows = list(csv.DictReader(io.StringIO(output)))
+    if not rows:
+        raise RuntimeError(f"hey answered no requests:\n{output[:500]}")
+    latencies = sorted(float(row["response-time"]) * 1e3 for row in rows)
+    errors = sum(1 for row in rows if not row["status-code"].startswith(("2", "3")))
+    elapsed = max(float(r["offset"]) + float(r["response-time"]) for r in rows)
+
+    def percentile(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return LoadResult(len(rows) / max(elapsed, seconds), percentile(0.5), percentile(0.99), errors)
+
+
+def _script(directory: Path, method: str) -> Path:
+    path = directory / f"wrk-{method.lower()}.lua"
+    path.write_text(f'wrk.method = "{method}"\nwrk.headers["Accept"] = "{ACCEPT}"\n')
+    return path
+
+
+def latency(servers: list[Server], plan: Plan, seeded: Seeded, workdir: Path) -> list[Measure]:
+    out = []
+    for endpoint in endpoints(seeded):
+        script = _script(workdir, endpoint.method)
+        for connections in plan.concurrencies:
+            for server in servers:
+                url = server.base_url + endpoint.path
+                if endpoint.method == "HEAD":
+                    result = run_hey_head(url, connections, plan.latency_seconds)
+                else:
+                    result = run_wrk(url, script, connections, plan.latency_seconds)
+                key = f"{endpoint.key}-c{connections}"
+                label = f"{endpoint.label}, c{connections}"
+                out += [
+                    Measure(key, label, "req/s", server.name, result.rps),
+                    Measure(key + "-p50", label + " p50", "ms", server.name, result.p50_ms, False),
+                    Measure(key + "-p99", label + " p99", "ms", server.name, result.p99_ms, False),
+                ]
+                if result.errors:  # kept visible in the table rather than aborting the run
+                    out.append(
+                        Measure(
+                            key + "-errors",
+                            label + " errors or non-2xx",
+                            "count",
+                            server.name,
+                            result.errors,
+                            False,
+                        )
+                    )
+    return out

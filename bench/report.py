@@ -1,0 +1,162 @@
+"""Aggregate the runs (median of K) and print the table or JSON, with the issue's targets."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.model import Measure
+from bench.servers import MOORAGE, REFERENCE
+
+MACHINE = "machine"
+RSS_LIMIT_MB = 150.0
+DISK_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    check: Callable[[Row], bool | None]
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def value(self, server: str) -> float | None:
+        values = self.samples.get(server)
+        return statistics.median(values) if values else None
+
+    @property
+    def ratio(self) -> float | None:
+        ref, moo = self.value(REFERENCE), self.value(MOORAGE)
+        if ref is None or moo is None or ref == 0:
+            return None
+        return moo / ref
+
+
+def _ratio_at_least(limit: float) -> Target:
+    return Target(f"≥ {limit:g}x", lambda row: None if row.ratio is None else row.ratio >= limit)
+
+
+def _ratio_at_most(limit: float) -> Target:
+    return Target(f"≤ {limit:g}x", lambda row: None if row.ratio is None else row.ratio <= limit)
+
+
+def _moorage_at_most(limit: float, unit: str) -> Target:
+    def check(row: Row) -> bool | None:
+        value = row.value(MOORAGE)
+        return None if value is None else value <= limit
+
+    return Target(f"moorage ≤ {limit:g} {unit}", check)
+
+
+def _moorage_at_least(limit: float, unit: str) -> Target:
+    def check(row: Row) -> bool | None:
+        value = row.value(MOORAGE)
+        return None if value is None else value >= limit
+
+    return Target(f"moorage ≥ {limit:g}{unit}", check)
+
+
+_HOT = r"(manifest-tag|manifest-digest|blob-head|tags-list)-c(16|64)"
+TARGETS: list[tuple[str, Target]] = [
+    (r"(push-.*|image-push-.*)", _ratio_at_least(3)),
+    (r"pull-.*", _ratio_at_least(1.5)),
+    (_HOT, _ratio_at_least(5)),
+    (_HOT + "-p99", _ratio_at_most(0.2)),
+    (r"rss-.*", _moorage_at_most(RSS_LIMIT_MB, "MB")),
+    (r"disk-share", _moorage_at_least(DISK_SHARE * 100, " %")),
+]
+
+
+def target_of(key: str) -> Target | None:
+    for pattern, target in TARGETS:
+        if re.fullmatch(pattern, key):
+            return target
+    return None
+
+
+def collect(measures: list[Measure]) -> tuple[list[Row], list[Row]]:
+    """Rows per key (each server's samples over the runs), and the machine figures apart."""
+    rows: dict[str, Row] = {}
+    machine: dict[str, Row] = {}
+    for m in measures:
+        into = rows if m.server in (REFERENCE, MOORAGE) else machine
+        row = into.setdefault(m.key, Row(m.key, m.label, m.unit, m.higher_is_better))
+        row.samples.setdefault(m.server, []).append(m.value)
+    return list(rows.values()), list(machine.values())
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _met(row: Row) -> tuple[str, str]:
+    target = target_of(row.key)
+    if target is None:
+        return "", ""
+    verdict = target.check(row)
+    return target.text, {True: "met", False: "NOT met", None: "—"}[verdict]
+
+
+def table(rows: list[Row], machine: list[Row]) -> str:
+    lines = [f"{row.label}: {_fmt(row.value(MACHINE))} {row.unit}" for row in machine]
+    header = ["workload", "unit", "reference", "moorage", "ratio M/R", "target", "verdict"]
+    body = [header, ["---"] * len(header)]
+    for row in rows:
+        target, verdict = _met(row)
+        ratio = row.ratio
+        body.append(
+            [
+                row.label,
+                row.unit,
+                _fmt(row.value(REFERENCE)),
+                _fmt(row.value(MOORAGE)),
+                "—" if ratio is None else f"{ratio:.2f}",
+                target,
+                verdict,
+            ]
+        )
+    widths = [max(len(r[i]) for r in body) for i in range(len(header))]
+    for r in body:
+        cells = [("-" * widths[i]) if c == "---" else c.ljust(widths[i]) for i, c in enumerate(r)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def as_json(rows: list[Row], machine: list[Row], meta: dict[str, Any]) -> str:
+    out_rows = []
+    for row in rows:
+        target, verdict = _met(row)
+        out_rows.append(
+            {
+                **{k: v for k, v in asdict(row).items() if k != "samples"},
+                REFERENCE: row.value(REFERENCE),
+                MOORAGE: row.value(MOORAGE),
+                "ratio": row.ratio,
+                "target": target or None,
+                "verdict": verdict or None,
+                "samples": row.samples,
+            }
+        )
+    machine_out = {
+        row.key: {"label": row.label, "unit": row.unit, "value": row.value(MACHINE)}
+        for row in machine
+    }
+    return json.dumps({**meta, "machine_figures": machine_out, "rows": out_rows}, indent=2)

@@ -1,0 +1,208 @@
+"""Start and stop the two registries on loopback, each in its own temporary folder, and
+sample their memory (the whole process tree: ``moorage serve`` may fork uvicorn workers)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REFERENCE = "reference"
+MOORAGE = "moorage"
+REFERENCE_BIN = "/usr/bin/docker-registry"
+READY_TIMEOUT_S = 60.0
+
+_REFERENCE_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (from /proc/<pid>/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_kib(pid: int, key: str) -> int:
+    """Sum of ``key`` (VmRSS, VmHWM) over the process tree, in KiB."""
+    return sum(_status_kib(each, key) for each in _tree(pid))
+
+
+@dataclass
+class Server:
+    """One running registry."""
+
+    name: str
+    port: int
+    root: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    peak_rss_kib: int = 0
+    _phase_peak_kib: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _sampler: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_sampling(self, interval_s: float = 0.1) -> None:
+        def sample() -> None:
+            while not self._stop.wait(interval_s):
+                rss = tree_kib(self.process.pid, "VmRSS")
+                self.peak_rss_kib = max(self.peak_rss_kib, rss)
+                self._phase_peak_kib = max(self._phase_peak_kib, rss)
+
+        self._sampler = threading.Thread(target=sample, name=f"rss-{self.name}", daemon=True)
+        self._sampler.start()
+
+    def take_phase_peak_kib(self) -> int:
+        """Peak sampled tree RSS since the previous call (then reset to the current RSS)."""
+        peak = max(self._phase_peak_kib, tree_kib(self.process.pid, "VmRSS"))
+        self._phase_peak_kib = 0
+        return peak
+
+    def hwm_kib(self) -> int:
+        """Sum of VmHWM (each process's own peak RSS) over the live process tree."""
+        return tree_kib(self.process.pid, "VmHWM")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+
+
+def _launch(name: str, argv: list[str], root: Path, env: dict[str, str], port: int) -> Server:
+    log_path = root / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group: killable as a tree
+        )
+    server = Server(name=name, port=port, root=root, process=process, log_path=log_path)
+    _wait_ready(server)
+    server.start_sampling()
+    return server
+
+
+def _wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited at start:\n{server.log_tail()}")
+        try:
+            if httpx.get(server.base_url + "/v2/", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{server.name} not ready in {READY_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+def start_reference(workdir: Path) -> Server:
+    root = workdir / REFERENCE
+    (root / "storage").mkdir(parents=True)
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(_REFERENCE_CONFIG.format(root=root / "storage", port=port))
+    argv = [REFERENCE_BIN, "serve", str(config)]
+    return _launch(REFERENCE, argv, root, dict(os.environ), port)
+
+
+def moorage_command() -> list[str]:
+    """``moorage`` from the interpreter's environment (the project venv)."""
+    beside = Path(sys.executable).parent / "moorage"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "moorage"]
+
+
+def start_moorage(workdir: Path, workers: int) -> Server:
+    root = workdir / MOORAGE
+    (root / "data").mkdir(parents=True)
+    port = free_port()
+    argv = [
+        *moorage_command(),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(root / "data"),
+        "--workers",
+        str(workers),
+    ]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MOORAGE_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env["MOORAGE_LOG_LEVEL"] = "warning"
+    return _launch(MOORAGE, argv, root, env, port)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
