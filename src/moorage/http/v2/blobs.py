@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from moorage.http.v2.common import empty, on_repository, services
-from moorage.services.blobs import BlobContent
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 IMMUTABLE = "max-age=31536000, immutable"
@@ -37,21 +36,26 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     return start, end
 
 
-def _headers(content: BlobContent) -> dict[str, str]:
+def _headers(digest: str) -> dict[str, str]:
     return {
-        "Docker-Content-Digest": content.digest,
+        "Docker-Content-Digest": digest,
         "Content-Type": "application/octet-stream",
         "Accept-Ranges": "bytes",
-        "ETag": f'"{content.digest}"',
+        "ETag": f'"{digest}"',
         "Cache-Control": IMMUTABLE,
     }
 
 
 async def get_blob(request: Request) -> Response:
-    content = await on_repository(
-        request, False, services(request).blobs.content, request.path_params["digest"]
-    )
-    headers = _headers(content)
+    digest = request.path_params["digest"]
+    blobs = services(request).blobs
+    if request.method == "HEAD" and "range" not in request.headers:
+        # The record answers a HEAD: no storage round trip (a HEAD never redirects).
+        blob = await on_repository(request, False, blobs.stat, digest)
+        headers = {**_headers(digest), "Content-Length": str(blob.compressed_size or 0)}
+        return Response(b"", headers=headers)
+    content = await on_repository(request, False, blobs.content, digest)
+    headers = _headers(content.digest)
     wanted = parse_range(request.headers.get("range"), content.size)
     if wanted is False:
         headers["Content-Range"] = f"bytes */{content.size}"

@@ -4,16 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, case, select
 
 from moorage.db import tables as t
 from moorage.domain.records import RepositoryReference
-from moorage.model.sql.base import SqlModelBase, alive_clause
+from moorage.model.sql.base import SqlModelBase
 
 
 def _bytewise(conn: Connection, column: Any) -> Any:
     """Order by code point whatever the database's default collation is."""
     return column.collate("C") if conn.dialect.name == "postgresql" else column.collate("BINARY")
+
+
+def _tag_names_statement(postgres: bool) -> Any:
+    """Built once per dialect (the collation differs): tag listing is a hot path."""
+    name = t.tag.c.name.collate("C" if postgres else "BINARY")
+    limit: Any = bindparam("limit")
+    return (
+        select(t.tag.c.name)  # one alive version per name: no DISTINCT needed
+        .where(
+            t.tag.c.repository_id == bindparam("repository_id"),
+            t.tag.c.hidden.is_(False),
+            (t.tag.c.lifetime_end_ms.is_(None)) | (t.tag.c.lifetime_end_ms > bindparam("now_ms")),
+            name > bindparam("after"),
+        )
+        .order_by(name)
+        # No limit is -1 on SQLite; PostgreSQL takes NULL for "all".
+        .limit(case((limit < 0, None), else_=limit) if postgres else limit)
+    )
+
+
+_TAG_NAMES = {False: _tag_names_statement(False), True: _tag_names_statement(True)}
 
 
 class ListingMixin(SqlModelBase):
@@ -24,18 +45,15 @@ class ListingMixin(SqlModelBase):
         limit: int | None = None,
     ) -> list[str]:
         """Names of alive tags, byte-wise ascending, strictly after ``after``."""
+        params = {
+            "repository_id": repository_ref.id,
+            "now_ms": self.now_ms(),
+            "after": after or "",
+            "limit": -1 if limit is None else limit,
+        }
         with self.database.read() as conn:
-            name = _bytewise(conn, t.tag.c.name)
-            query = (
-                select(t.tag.c.name)  # one alive version per name: no DISTINCT needed
-                .where(t.tag.c.repository_id == repository_ref.id, alive_clause(self.now_ms()))
-                .order_by(name)
-            )
-            if after is not None:
-                query = query.where(name > after)
-            if limit is not None:
-                query = query.limit(limit)
-            return [str(value) for value in conn.execute(query).scalars()]
+            statement = _TAG_NAMES[conn.dialect.name == "postgresql"]
+            return [str(value) for value in conn.execute(statement, params).scalars()]
 
     def list_repository_names(
         self, after: str | None = None, limit: int | None = None, *, public_only: bool = False

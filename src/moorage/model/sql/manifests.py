@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, exists, or_, select, update
+from sqlalchemy import Connection, bindparam, case, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
@@ -23,14 +23,16 @@ from moorage.model.sql.manifest_rows import manifest_from_row, visible_blob
 TEMP_TAG_PREFIX = "$temp-"
 
 
-def _reachable_clause(now_ms: int) -> Any:
-    """An alive tag (hidden temp tags included) on the manifest or on a list holding it."""
+def _reachable_statement() -> Any:
+    """The manifest by digest, if not deleted and an alive tag (hidden temp tags included)
+    points at it or at a list holding it. Built once with bind parameters."""
+    now_ms: Any = bindparam("now_ms")
     alive = or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > now_ms)
     parent_tag = t.tag.alias("parent_tag")
     parent_alive = or_(
         parent_tag.c.lifetime_end_ms.is_(None), parent_tag.c.lifetime_end_ms > now_ms
     )
-    return or_(
+    reachable = or_(
         exists().where(t.tag.c.manifest_id == t.manifest.c.id, alive),
         exists().where(
             t.manifest_child.c.child_manifest_id == t.manifest.c.id,
@@ -38,6 +40,19 @@ def _reachable_clause(now_ms: int) -> Any:
             parent_alive,
         ),
     )
+    return select(t.manifest).where(
+        t.manifest.c.repository_id == bindparam("repository_id"),
+        t.manifest.c.digest == bindparam("digest"),
+        t.manifest.c.deleted_at_ms.is_(None),
+        reachable,
+    )
+
+
+_REACHABLE_MANIFEST = _reachable_statement()
+_ANY_MANIFEST = select(t.manifest).where(
+    t.manifest.c.repository_id == bindparam("repository_id"),
+    t.manifest.c.digest == bindparam("digest"),
+)
 
 
 class ManifestMixin(LegacyImageMixin):
@@ -59,16 +74,11 @@ class ManifestMixin(LegacyImageMixin):
         allow_dead: bool = False,
         include_legacy_image: bool = False,
     ) -> Manifest | None:
-        query = select(t.manifest).where(
-            t.manifest.c.repository_id == repository_ref.id,
-            t.manifest.c.digest == manifest_digest,
-        )
+        params = {"repository_id": repository_ref.id, "digest": manifest_digest}
         if not allow_dead:
-            query = query.where(
-                t.manifest.c.deleted_at_ms.is_(None), _reachable_clause(self.now_ms())
-            )
+            params["now_ms"] = self.now_ms()
         with self.database.read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_ANY_MANIFEST if allow_dead else _REACHABLE_MANIFEST, params).first()
             return None if row is None else self.manifest_record(conn, row, include_legacy_image)
 
     def create_manifest(
