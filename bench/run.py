@@ -36,7 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--quick", action="store_true", help="small sizes: a ~1 min smoke test")
     parser.add_argument("--runs", type=int, default=1, help="repeat K times, report medians")
-    parser.add_argument("--moorage-workers", type=int, default=1, help="moorage serve --workers")
+    parser.add_argument(
+        "--moorage-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="moorage serve --workers (default: one per core, as the reference uses every core)",
+    )
     parser.add_argument(
         "--only",
         default=",".join(WORKLOADS),

@@ -18,7 +18,6 @@ from starlette.types import ASGIApp
 
 from moorage.config import CONFIG_FILE_ENV, Settings, load_settings
 from moorage.db.engine import Database, create_database_engine
-from moorage.db.migrate import current_revision, upgrade_engine
 from moorage.domain.errors import ConfigError
 from moorage.http.app import create_http_app
 from moorage.http.context import HttpContext
@@ -61,6 +60,8 @@ def open_engine(settings: Settings) -> Engine:
 
 def upgrade_database(settings: Settings) -> str | None:
     """Bring the schema to the newest revision; returns that revision."""
+    from moorage.db.migrate import current_revision, upgrade_engine  # Alembic: ~40 MB, rarely
+
     engine = open_engine(settings)
     try:
         upgrade_engine(engine)
@@ -71,6 +72,8 @@ def upgrade_database(settings: Settings) -> str | None:
 
 def database_revision(settings: Settings) -> str | None:
     """The schema revision the database is at (``None`` for an empty database)."""
+    from moorage.db.migrate import current_revision
+
     engine = open_engine(settings)
     try:
         return current_revision(engine)
@@ -120,6 +123,8 @@ def build(settings: Settings) -> Application:
     engine = open_engine(settings)
     database = Database(engine)
     if settings.should_migrate_on_start:
+        from moorage.db.migrate import upgrade_engine  # Alembic is big: loaded only to migrate
+
         upgrade_engine(engine)
     metrics = Metrics.create()
     model = SqlRegistryModel(

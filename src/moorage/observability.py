@@ -109,6 +109,8 @@ def configure_logging(
     root.setLevel(level.upper())
     # The request middleware writes one line per request; uvicorn's access log would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic announces its plugins whenever it is imported: noise on every migration.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if not structlog.is_configured():
         structlog.configure(
             processors=[

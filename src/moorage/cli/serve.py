@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -67,11 +69,13 @@ def _serve_single(settings: Settings) -> None:
 def _serve_workers(settings: Settings, config: Path | None, flags: Mapping[str, object]) -> None:
     import uvicorn
 
-    from moorage.app import build
-
-    # Build once here: validates storage and runs the embedded migrations before any worker
-    # starts, so workers never race to migrate.
-    build(settings).close()
+    # Build once before any worker starts (validates storage, runs the embedded migrations,
+    # so workers never race to migrate), in a child process: this supervisor stays small.
+    preparation = multiprocessing.get_context("spawn").Process(target=_prepare, args=(settings,))
+    preparation.start()
+    preparation.join()
+    if preparation.exitcode != 0:
+        raise SystemExit(1)
     worker_env = {
         f"{ENV_PREFIX}{key.upper()}": str(value)
         for key, value in flags.items()
@@ -90,6 +94,17 @@ def _serve_workers(settings: Settings, config: Path | None, flags: Mapping[str, 
             workers=settings.workers,
             **_uvicorn_options(settings),  # type: ignore[arg-type]
         )
+
+
+def _prepare(settings: Settings) -> None:
+    from moorage.app import build
+    from moorage.domain.errors import MoorageError
+
+    try:
+        build(settings).close()
+    except MoorageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(1) from None
 
 
 @contextmanager

@@ -9,12 +9,19 @@ from moorage.storage.base import CallHook, CheckedDriver
 from moorage.storage.driver import StorageDriver
 from moorage.storage.filesystem import FilesystemDriver
 from moorage.storage.memory import MemoryDriver
-from moorage.storage.s3 import S3Driver
+
+
+def _s3_driver(**options: Any) -> StorageDriver:
+    # Imported on use: boto3 costs a worker ~25 MB that filesystem deployments never need.
+    from moorage.storage.s3 import S3Driver
+
+    return S3Driver(**options)
+
 
 DRIVERS: Mapping[str, Callable[..., StorageDriver]] = {
     "filesystem": FilesystemDriver,
     "memory": MemoryDriver,
-    "s3": S3Driver,
+    "s3": _s3_driver,
 }
 
 
