@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from moorage.domain.errors import MoorageError, UploadRangeError
+from moorage.domain.records import RepositoryReference
 from moorage.http.v2.common import (
     body_blocks,
     call,
@@ -17,19 +18,33 @@ from moorage.http.v2.common import (
     services,
     upload_headers,
 )
+from moorage.services.uploads import UploadService
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
 
-def parse_content_range(header: str | None, upload_id: str, size: int) -> tuple[int, int] | None:
-    """``<start>-<end>`` (inclusive; ``bytes``/``/total`` tolerated). A malformed or
-    inverted range is as unusable as an out-of-order one: 416."""
-    if header is None:
-        return None
+def parse_content_range(header: str) -> tuple[int, int] | None:
+    """``<start>-<end>`` (inclusive; ``bytes``/``/total`` tolerated); None when malformed or
+    inverted."""
     match = _CONTENT_RANGE.match(header.strip())
     if match is None or int(match.group(2)) < int(match.group(1)):
-        raise UploadRangeError(upload_id, size)
+        return None
     return int(match.group(1)), int(match.group(2))
+
+
+async def _chunk_range(
+    request: Request, uploads: UploadService, repo: RepositoryReference, upload_id: str
+) -> tuple[int, int] | None:
+    """The request's ``Content-Range``. A malformed one is as unusable as an out-of-order
+    one: 416, telling the client where the session stands."""
+    header = request.headers.get("content-range")
+    if header is None:
+        return None
+    parsed = parse_content_range(header)
+    if parsed is None:
+        status = await call(uploads.status, repo, upload_id)
+        raise UploadRangeError(upload_id, status.size)
+    return parsed
 
 
 def _blob_created(name: str, digest: str) -> Response:
@@ -76,11 +91,7 @@ async def patch_upload(request: Request) -> Response:
     registry = services(request)
     repo = await repository(request, write=True)
     upload_id = request.path_params["upload_id"]
-    header = request.headers.get("content-range")
-    content_range = None
-    if header is not None:
-        status = await call(registry.uploads.status, repo, upload_id)
-        content_range = parse_content_range(header, upload_id, status.size)
+    content_range = await _chunk_range(request, registry.uploads, repo, upload_id)
     progress = await call(
         registry.uploads.append,
         repo,
@@ -96,11 +107,7 @@ async def finish_upload(request: Request) -> Response:
     registry = services(request)
     repo = await repository(request, write=True)
     upload_id = request.path_params["upload_id"]
-    header = request.headers.get("content-range")
-    content_range = None
-    if header is not None:
-        status = await call(registry.uploads.status, repo, upload_id)
-        content_range = parse_content_range(header, upload_id, status.size)
+    content_range = await _chunk_range(request, registry.uploads, repo, upload_id)
     digest = request.query_params.get("digest")
     blob = await call(
         registry.uploads.finish,
