@@ -342,6 +342,7 @@ class RegistryAdministration(Protocol):
         *,
         legacy_chain: Sequence[V1Entry] | None = None,
         temp_tag_expiration_s: int | None = None,
+        digest_algorithm: str = "sha256",
     ) -> Manifest: ...
 
     def create_legacy_images(

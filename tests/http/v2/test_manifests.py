@@ -295,3 +295,14 @@ def test_signed_schema1_push(client: TestClient, application: Application) -> No
     repo = application.model.lookup_repository("acme", "app")
     assert repo is not None
     assert application.model.get_legacy_image(repo, "a" * 64) is not None
+
+
+def test_manifest_pushed_under_a_sha512_digest(client: TestClient) -> None:
+    import hashlib
+
+    body, media_type = image(client, NAME, [b"sha512 manifest"], media_type=OCI_MANIFEST)
+    digest = "sha512:" + hashlib.sha512(body).hexdigest()
+    pushed = put_manifest(client, NAME, digest, body, media_type)
+    assert pushed.status_code == 201 and pushed.headers["Docker-Content-Digest"] == digest
+    got = client.get(f"/v2/{NAME}/manifests/{digest}")
+    assert got.content == body and got.headers["Docker-Content-Digest"] == digest

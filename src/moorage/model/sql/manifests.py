@@ -89,13 +89,14 @@ class ManifestMixin(LegacyImageMixin):
         *,
         legacy_chain: Sequence[V1Entry] | None = None,
         temp_tag_expiration_s: int | None = None,
+        digest_algorithm: str = "sha256",
     ) -> Manifest:
         """Stores a manifest with its blob links, children and legacy image chain.
 
         Every referenced blob must be visible in the repository (BlobUnknownError) and
         every child of a list stored in it (ManifestUnknownError). A temp tag keeps an
         untagged manifest (e.g. a list child pushed by digest) alive for a while."""
-        parsed = parse_manifest(manifest_bytes, media_type)
+        parsed = parse_manifest(manifest_bytes, media_type, digest_algorithm)
         if parsed.schema1 is not None:
             legacy_chain = parsed.schema1.entries
         try:
