@@ -47,8 +47,8 @@ def test_replicate_copies_pushed_blobs_and_reports_json(tmp_path: Path) -> None:
         "copied": 1,
         "failed": 0,
     }
-    copies = list((tmp_path / "far").rglob("data"))
-    assert len(copies) == 1 and copies[0].read_bytes() == data
+    copy = tmp_path / "far" / "blobs" / "sha256" / digest[7:9] / digest[7:]
+    assert copy.read_bytes() == data
     again = moorage("worker", "replicate", "--config", str(config))
     assert again.returncode == 0 and "copied 0" in again.stdout
 

@@ -22,9 +22,9 @@ HEX = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def test_blob_key_layout() -> None:
-    assert blob_key(f"sha256:{HEX}") == f"blobs/sha256/e3/{HEX}/data"
+    assert blob_key(f"sha256:{HEX}") == f"blobs/sha256/e3/{HEX}"
     sha512 = "a" * 128
-    assert blob_key(f"sha512:{sha512}") == f"blobs/sha512/aa/{sha512}/data"
+    assert blob_key(f"sha512:{sha512}") == f"blobs/sha512/aa/{sha512}"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from moorage.domain.digest import Digest
 from moorage.domain.errors import (
@@ -138,7 +138,11 @@ class UploadService:
         chunks: Iterable[bytes],
         content_range: tuple[int, int] | None,
         content_length: int | None,
+        *,
+        persist: bool = True,
     ) -> BlobUpload:
+        """Writes a chunk and saves the new progress; with ``persist`` false (the last bytes
+        of a finishing upload, committed or discarded right after) only returns it."""
         expected = content_length
         if content_range is not None:
             start, end = content_range
@@ -167,15 +171,26 @@ class UploadService:
             raise SizeInvalidError(f"received {written} bytes, expected {expected}")
         if written == 0 and upload.sha_state is not None:
             return upload  # an empty body (a final PUT without data) changes nothing
-        updated = self.model.update_blob_upload(
-            upload,
-            None,
-            None if pieces is None else pieces.piece_hashes,
-            None if pieces is None else pieces.partial_state,
-            metadata,
+        piece_hashes = None if pieces is None else pieces.piece_hashes
+        piece_state = None if pieces is None else pieces.partial_state
+        size, count, state = (
             upload.byte_count + written,
             upload.chunk_count + 1,
             hasher.export_state(),
+        )
+        if not persist:
+            return replace(
+                upload,
+                uncompressed_byte_count=None,
+                piece_hashes=piece_hashes,
+                piece_sha_state=piece_state,
+                storage_metadata=metadata,
+                byte_count=size,
+                chunk_count=count,
+                sha_state=state,
+            )
+        updated = self.model.update_blob_upload(
+            upload, None, piece_hashes, piece_state, metadata, size, count, state
         )
         if updated is None:
             raise UploadNotFoundError(f"blob upload was cancelled: {upload.upload_id}")
@@ -197,7 +212,7 @@ class UploadService:
             raise InvalidDigestError("the digest parameter is required to finish an upload")
         parsed = Digest.parse(digest)
         upload = self._session(repository, upload_id)
-        upload = self._append(upload, chunks, content_range, content_length)
+        upload = self._append(upload, chunks, content_range, content_length, persist=False)
         try:
             return self._commit(upload, parsed)
         except BaseException:
@@ -217,7 +232,7 @@ class UploadService:
         progress = self.start(repository)
         upload = self._session(repository, progress.upload_id)
         try:
-            upload = self._append(upload, chunks, None, content_length)
+            upload = self._append(upload, chunks, None, content_length, persist=False)
             return self._commit(upload, parsed)
         except BaseException:
             self._discard(upload)

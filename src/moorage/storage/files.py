@@ -93,9 +93,10 @@ def _temp_beside(path: Path, root: Path) -> tuple[int, str]:
     raise AssertionError("unreachable")
 
 
-def sync_rename(src: Path, dst: Path, root: Path) -> None:
-    """Atomically rename ``src`` over ``dst`` (creating directories below ``root``) and make both
-    directory entries durable. FileNotFoundError if ``src`` does not exist."""
+def sync_rename(src: Path, dst: Path, root: Path, *, sync_source: bool = True) -> None:
+    """Atomically rename ``src`` over ``dst`` (creating directories below ``root``) and make the
+    directory entries durable (the source's too unless ``sync_source`` is false, for a source
+    directory about to be removed). FileNotFoundError if ``src`` does not exist."""
     for attempt in range(_ATTEMPTS):
         makedirs_synced(dst.parent, root)
         try:
@@ -105,7 +106,7 @@ def sync_rename(src: Path, dst: Path, root: Path) -> None:
             if attempt == _ATTEMPTS - 1 or not src.exists():
                 raise
     fsync_dir(dst.parent)
-    if src.parent != dst.parent:
+    if sync_source and src.parent != dst.parent:
         fsync_dir(src.parent)
 
 

@@ -164,7 +164,7 @@ class FilesystemDriver:
             if not self.exists(final_key):
                 os.ftruncate(fd, size)
                 os.fsync(fd)
-                files.sync_rename(path, final_path, self.root)
+                files.sync_rename(path, final_path, self.root, sync_source=False)
         finally:
             os.close(fd)
         self.cancel_upload(session_id, metadata)

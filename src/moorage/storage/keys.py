@@ -46,9 +46,12 @@ def new_session_id() -> str:
 
 
 def blob_key(digest: str) -> str:
-    """``blobs/<alg>/<first two hex>/<hex>/data``; raises InvalidDigestError for a bad digest."""
+    """``blobs/<alg>/<first two hex>/<hex>``; raises InvalidDigestError for a bad digest.
+
+    No directory per blob: on disk each new directory costs an fsync of its parent on every
+    push, and the two-hex fan-out already keeps directories small."""
     parsed = Digest.parse(digest)
-    return f"blobs/{parsed.algorithm}/{parsed.hex[:2]}/{parsed.hex}/data"
+    return f"blobs/{parsed.algorithm}/{parsed.hex[:2]}/{parsed.hex}"
 
 
 def derived_key(storage_uuid: str) -> str:
