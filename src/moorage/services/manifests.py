@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,7 @@ class ManifestBody:
 class PushResult:
     digest: str
     subject_digest: str | None
+    tags: tuple[str, ...] = ()  # applied from ?tag= parameters
 
 
 def is_digest_reference(reference: str) -> bool:
@@ -111,7 +112,11 @@ class ManifestService:
         reference: str,
         body: bytes,
         content_type: str | None,
+        extra_tags: Sequence[str] = (),
     ) -> PushResult:
+        """Stores the manifest and, for a tag reference, moves the tag. ``extra_tags`` (the
+        distribution-spec's ``?tag=`` on a push by digest) are all validated before anything
+        is stored, then each is moved onto the manifest."""
         if len(body) > self.settings.size_limit:
             raise ManifestTooLargeError(f"manifest is larger than {self.settings.size_limit} bytes")
         if not body:
@@ -120,14 +125,22 @@ class ManifestService:
         algorithm = Digest.parse(reference).algorithm if by_digest else "sha256"
         if not by_digest:
             _check_tag(reference)
+        if extra_tags and not by_digest:
+            raise TagInvalidError("tag parameters are only for a push by digest")
+        for tag in extra_tags:
+            _check_tag(tag)
         parsed = parse_manifest(body, declared_media_type(content_type, body), algorithm)
         if by_digest and parsed.digest != reference:
             raise DigestMismatchError(f"manifest digest {parsed.digest} does not match {reference}")
         self._check_schema1(repository, parsed, None if by_digest else reference)
         manifest = self._store(repository, parsed, temp_tag=by_digest)
-        if not by_digest:
-            self._retarget(repository, reference, manifest)
-        return PushResult(parsed.digest, None if parsed.subject is None else parsed.subject.digest)
+        for tag in [*extra_tags] if by_digest else [reference]:
+            self._retarget(repository, tag, manifest)
+        return PushResult(
+            parsed.digest,
+            None if parsed.subject is None else parsed.subject.digest,
+            tuple(dict.fromkeys(extra_tags)),
+        )
 
     def _check_schema1(
         self, repository: RepositoryReference, parsed: ParsedManifest, tag: str | None

@@ -306,3 +306,34 @@ def test_manifest_pushed_under_a_sha512_digest(client: TestClient) -> None:
     assert pushed.status_code == 201 and pushed.headers["Docker-Content-Digest"] == digest
     got = client.get(f"/v2/{NAME}/manifests/{digest}")
     assert got.content == body and got.headers["Docker-Content-Digest"] == digest
+
+
+def test_push_by_digest_with_tag_parameters(client: TestClient) -> None:
+    body, media_type = image(client, NAME, [b"tagged at push"], media_type=OCI_MANIFEST)
+    digest = sha256(body)
+    tags = [f"t{i}" for i in range(12)]
+    query = "&".join(f"tag={tag}" for tag in tags)
+    response = client.put(
+        f"/v2/{NAME}/manifests/{digest}?{query}", content=body, headers={"Content-Type": media_type}
+    )
+    assert response.status_code == 201
+    assert response.headers["OCI-Tag"].split(", ") == tags
+    assert client.get(f"/v2/{NAME}/tags/list").json()["tags"] == sorted(tags)
+    assert client.get(f"/v2/{NAME}/manifests/t11").content == body
+
+
+def test_tag_parameters_are_all_checked_before_anything_is_stored(client: TestClient) -> None:
+    body, media_type = image(client, NAME, [b"refused"], media_type=OCI_MANIFEST)
+    digest = sha256(body)
+    response = client.put(
+        f"/v2/{NAME}/manifests/{digest}?tag=good&tag=-bad",
+        content=body,
+        headers={"Content-Type": media_type},
+    )
+    assert response.status_code == 400 and error_codes(response) == ["TAG_INVALID"]
+    assert client.get(f"/v2/{NAME}/manifests/{digest}").status_code == 404
+    assert client.get(f"/v2/{NAME}/tags/list").json()["tags"] == []
+    by_tag = client.put(
+        f"/v2/{NAME}/manifests/latest?tag=other", content=body, headers={"Content-Type": media_type}
+    )
+    assert by_tag.status_code == 400 and error_codes(by_tag) == ["TAG_INVALID"]

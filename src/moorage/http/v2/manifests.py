@@ -67,6 +67,7 @@ async def put_manifest(request: Request) -> Response:
         request.path_params["reference"],
         body,
         request.headers.get("content-type"),
+        request.query_params.getlist("tag"),
     )
     headers = {
         "Location": f"/v2/{request.path_params['name']}/manifests/{result.digest}",
@@ -74,6 +75,8 @@ async def put_manifest(request: Request) -> Response:
     }
     if result.subject_digest is not None:
         headers["OCI-Subject"] = result.subject_digest
+    if result.tags:
+        headers["OCI-Tag"] = ", ".join(result.tags)
     return empty(201, headers)
 
 
