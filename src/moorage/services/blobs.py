@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from moorage.domain.digest import Digest
 from moorage.domain.errors import BlobNotFoundError, ManifestError, OperationUnsupportedError
@@ -18,11 +17,10 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BlobContent:
-    """Where a blob's bytes are: a local file to send as is, or chunks to stream."""
+    """Where a blob's bytes are: a redirect to offer, or chunks to stream."""
 
     digest: str
     size: int
-    local_path: Path | None
     redirect_url: str | None
     storage: StorageDriver
     key: str
@@ -67,7 +65,6 @@ class BlobService:
         return BlobContent(
             digest=digest,
             size=blob.compressed_size or 0,
-            local_path=storage.local_path(key),
             redirect_url=redirect,
             storage=storage,
             key=key,
