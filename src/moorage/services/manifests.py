@@ -162,7 +162,7 @@ class ManifestService:
         labels: dict[str, str] = {}
         config = parsed.config
         if existing is None and config is not None and config.media_type in IMAGE_CONFIG_TYPES:
-            config_bytes = self._config_bytes(repository, config.digest, config.size)
+            config_bytes = self._config_bytes(repository, config.digest)
             labels = _config_labels(config_bytes)
             try:
                 chain = list(legacy_chain_from_config(config_bytes, parsed.layers))
@@ -185,7 +185,7 @@ class ManifestService:
                 continue  # an empty key: Docker's LABEL allows little else that we refuse
         return manifest
 
-    def _config_bytes(self, repository: RepositoryReference, digest: str, size: int) -> bytes:
+    def _config_bytes(self, repository: RepositoryReference, digest: str) -> bytes:
         try:
             return self.blobs.read_small(repository, digest, MAX_CONFIG_BYTES)
         except BlobNotFoundError:
@@ -292,7 +292,7 @@ class ManifestService:
         parsed = parse_manifest(manifest.internal_manifest_bytes, manifest.media_type)
         if parsed.config is None or parsed.config.media_type not in IMAGE_CONFIG_TYPES:
             raise ManifestNotFoundError("this manifest has no schema 1 form (not an image)")
-        config = self._config_bytes(repository, parsed.config.digest, parsed.config.size)
+        config = self._config_bytes(repository, parsed.config.digest)
         self.ensure_empty_layer(repository)
         try:
             body = schema1_from_image(

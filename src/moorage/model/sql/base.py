@@ -105,7 +105,7 @@ class SqlModelBase:
     # -- reading records ---------------------------------------------------------------
 
     def repository_ref(self, conn: Connection, repository_id: int) -> RepositoryReference | None:
-        row = conn.execute(_repository_query().where(t.repository.c.id == repository_id)).first()
+        row = conn.execute(repository_query().where(t.repository.c.id == repository_id)).first()
         return None if row is None else repository_from_row(row)
 
     def placements_of(self, conn: Connection, blob_ids: Sequence[int]) -> dict[int, list[str]]:
@@ -129,7 +129,7 @@ class SqlModelBase:
         return blob_from_row(row, tuple(placements))
 
 
-def _repository_query() -> Any:
+def repository_query() -> Any:
     return select(
         t.repository.c.id,
         t.repository.c.name,
@@ -141,9 +141,6 @@ def _repository_query() -> Any:
         t.namespace.c.billing_id,
         t.namespace.c.enabled.label("namespace_enabled"),
     ).join(t.namespace, t.namespace.c.id == t.repository.c.namespace_id)
-
-
-repository_query = _repository_query
 
 
 def repository_from_row(row: Row[Any]) -> RepositoryReference:
