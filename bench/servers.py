@@ -1,5 +1,6 @@
 """Start and stop the two registries on loopback, each in its own temporary folder, and
-sample their memory (the whole process tree: ``moorage serve`` may fork uvicorn workers)."""
+sample their memory (the whole process tree: ``moorage serve`` runs a supervisor and its
+worker processes)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The composition root: ``build(settings)`` wires engine, model, storage and the ASGI app.
 
-Nothing here runs at import time; the CLI, uvicorn workers (via ``asgi_from_env``) and tests all
+Nothing here runs at import time; the CLI, server workers (via ``asgi_from_env``) and tests all
 start from ``build``.
 """
 
@@ -47,7 +47,7 @@ class Application:
     asgi: ASGIApp
 
     def close(self) -> None:
-        self.database.engine.dispose()
+        self.database.close()
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -146,7 +146,7 @@ def build(settings: Settings) -> Application:
         metrics=metrics,
         health_checks=(HealthCheck("database", database.ping), *storage_checks),
         read_only=settings.read_only,
-        on_shutdown=(engine.dispose,),
+        on_shutdown=(database.close,),
         registry=registry,
         inline_reads=settings.is_embedded_database,
     )
@@ -163,7 +163,7 @@ def build(settings: Settings) -> Application:
 
 
 def asgi_from_env() -> ASGIApp:
-    """App factory for uvicorn worker processes: settings come from the environment.
+    """App factory for the server's worker processes: settings come from the environment.
 
     ``moorage serve`` exports its command-line flags as ``MOORAGE_*`` variables (and the config
     file path as ``MOORAGE_CONFIG``) before starting the workers.

@@ -1,6 +1,6 @@
 """Structured logging, secret redaction and Prometheus metrics.
 
-Logging goes through the standard library root logger so that uvicorn's and alembic's records
+Logging goes through the standard library root logger so that the server's and alembic's records
 share the format (JSON lines or console) and the redaction of Moorage's own records. The request
 id lives in a context variable (structlog.contextvars) and lands on every line of its request.
 """
@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TextIO
 
 import structlog
@@ -107,8 +107,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # The request middleware writes one line per request; uvicorn's access log would repeat it.
-    logging.getLogger("uvicorn.access").disabled = True
+    # The request middleware writes one line per request; the server's access log would
+    # repeat it (granian's is off in the supervisor, this guards its logger anyway).
+    logging.getLogger("granian.access").disabled = True
     # Alembic announces its plugins whenever it is imported: noise on every migration.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if not structlog.is_configured():
@@ -139,6 +140,8 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
+    # (method, route template, status) -> its two series; bounded like the label values.
+    children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -169,5 +172,11 @@ class Metrics:
         return cls(registry=registry, requests=requests, latency=latency)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route, str(status)).observe(seconds)
+        key = (method, route, status)
+        children = self.children.get(key)
+        if children is None:  # label lookups cost more than the update: once per series
+            labels = (method, route, str(status))
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self.children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

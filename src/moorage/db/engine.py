@@ -8,13 +8,16 @@ PostgreSQL: psycopg 3; callers take row locks (``FOR UPDATE``) where semantics n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import Select
+
+from moorage.db.fastread import FastReader
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 40  # anyio's default worker thread count
@@ -74,13 +77,34 @@ def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """Hands out read and write transactions on one engine."""
+    """Hands out read and write transactions on one engine, and runs the hot read queries
+    on the driver directly (``first``/``all``, see ``moorage.db.fastread``)."""
 
     engine: Engine
+    fast: FastReader = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        database = self.engine.url.database
+        on_disk = self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+        reader = FastReader(
+            self.engine, database if on_disk else None, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
+        )
+        object.__setattr__(self, "fast", reader)
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
+        """The first row of a prebuilt read-only ``select``, or None (autocommit read)."""
+        return self.fast.first(statement, params)
+
+    def all(self, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
+        return self.fast.all(statement, params)
+
+    def close(self) -> None:
+        self.fast.close()
+        self.engine.dispose()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -7,9 +7,10 @@ ApiVersionMiddleware: ``Docker-Distribution-API-Version`` on every /v2 response,
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import time
-import uuid
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from moorage.observability import Metrics, get_logger
 
 log = get_logger("moorage.http.request")
+_ACCESS_LOGGER = logging.getLogger("moorage.http.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
@@ -30,7 +32,8 @@ _QUIET_ROUTES = frozenset({"/healthz", "/metrics"})
 
 def request_id_from(headers: Headers) -> str:
     incoming = headers.get(REQUEST_ID_HEADER, "")
-    return incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex at a fraction of its cost.
+    return incoming if _SANE_REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
 
 def route_template(scope: Scope) -> str:
@@ -91,7 +94,7 @@ class RequestMiddleware:
             log.exception("request failed", **fields)
         elif route in _QUIET_ROUTES:
             log.debug("request", **fields)
-        else:
+        elif _ACCESS_LOGGER.isEnabledFor(logging.INFO):  # skip building a line nobody reads
             log.info("request", **fields)
 
 

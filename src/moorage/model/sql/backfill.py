@@ -105,8 +105,7 @@ class BackfillMixin(ManifestMixin):
         """The manifest of the alive tag ``tag_name``, in one query: None when there is no
         such tag or it has no manifest yet (a V1 tag before its backfill)."""
         params = {"repository_id": repository_ref.id, "name": tag_name, "now_ms": self.now_ms()}
-        with self.database.read() as conn:
-            row = conn.execute(_TAGGED_MANIFEST, params).first()
+        row = self.database.first(_TAGGED_MANIFEST, params)
         return None if row is None else manifest_from_row(row)
 
     def get_manifest_for_tag(

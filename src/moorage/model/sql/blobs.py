@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from moorage.db import tables as t
 from moorage.domain.records import Blob, RepositoryReference, TorrentInfo
-from moorage.model.sql.base import SqlModelBase, insert_ignoring_conflict
-from moorage.model.sql.manifest_rows import visible_blob
+from moorage.model.sql.base import SqlModelBase, blob_from_row, insert_ignoring_conflict
+from moorage.model.sql.manifest_rows import visible_blob_query
+
+# The locations holding one blob, by name (the order placements are reported in).
+_PLACEMENT_NAMES = (
+    select(t.storage_location.c.name)
+    .join(t.blob_placement, t.blob_placement.c.storage_location_id == t.storage_location.c.id)
+    .where(t.blob_placement.c.blob_id == bindparam("blob_id"))
+    .order_by(t.storage_location.c.name)
+)
 
 
 class BlobMixin(SqlModelBase):
@@ -19,9 +27,13 @@ class BlobMixin(SqlModelBase):
         blob_digest: str,
         include_placements: bool = False,
     ) -> Blob | None:
-        with self.database.read() as conn:
-            row = visible_blob(conn, repository_ref.id, blob_digest, self.now_ms())
-            return None if row is None else self.blob_record(conn, row, include_placements)
+        # Every pull and HEAD asks: driver-level queries, no transaction.
+        statement, params = visible_blob_query(repository_ref.id, blob_digest, self.now_ms())
+        row = self.database.first(statement, params)
+        if row is None or not include_placements:
+            return None if row is None else blob_from_row(row)
+        placements = self.database.all(_PLACEMENT_NAMES, {"blob_id": row.id})
+        return blob_from_row(row, tuple(placement.name for placement in placements))
 
     def mount_blob_into_repository(
         self, blob: Blob, target: RepositoryReference, expiration_seconds: int

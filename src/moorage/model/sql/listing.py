@@ -51,9 +51,8 @@ class ListingMixin(SqlModelBase):
             "after": after or "",
             "limit": -1 if limit is None else limit,
         }
-        with self.database.read() as conn:
-            statement = _TAG_NAMES[conn.dialect.name == "postgresql"]
-            return [str(value) for value in conn.execute(statement, params).scalars()]
+        statement = _TAG_NAMES[not self.database.is_sqlite]
+        return [str(row.name) for row in self.database.all(statement, params)]
 
     def list_repository_names(
         self, after: str | None = None, limit: int | None = None, *, public_only: bool = False

@@ -64,8 +64,13 @@ _GLOBAL_BLOB = (
 )
 
 
-def visible_blob(conn: Connection, repository_id: int, digest: str, now_ms: int) -> Any:
+def visible_blob_query(repository_id: int, digest: str, now_ms: int) -> tuple[Any, dict[str, Any]]:
+    """The prebuilt statement and parameters finding a blob the repository sees."""
     if digest == EMPTY_LAYER_DIGEST:
-        return conn.execute(_GLOBAL_BLOB, {"digest": digest}).first()
-    params = {"repository_id": repository_id, "digest": digest, "now_ms": now_ms}
-    return conn.execute(_VISIBLE_BLOB, params).first()
+        return _GLOBAL_BLOB, {"digest": digest}
+    return _VISIBLE_BLOB, {"repository_id": repository_id, "digest": digest, "now_ms": now_ms}
+
+
+def visible_blob(conn: Connection, repository_id: int, digest: str, now_ms: int) -> Any:
+    statement, params = visible_blob_query(repository_id, digest, now_ms)
+    return conn.execute(statement, params).first()

@@ -77,6 +77,9 @@ class ManifestMixin(LegacyImageMixin):
         params = {"repository_id": repository_ref.id, "digest": manifest_digest}
         if not allow_dead:
             params["now_ms"] = self.now_ms()
+        if not include_legacy_image:  # the pull path: one driver-level query
+            row = self.database.first(_ANY_MANIFEST if allow_dead else _REACHABLE_MANIFEST, params)
+            return None if row is None else manifest_from_row(row)
         with self.database.read() as conn:
             row = conn.execute(_ANY_MANIFEST if allow_dead else _REACHABLE_MANIFEST, params).first()
             return None if row is None else self.manifest_record(conn, row, include_legacy_image)

@@ -144,10 +144,9 @@ class RepositoryMixin(SqlModelBase):
     def lookup_repository(
         self, namespace_name: str, repo_name: str, kind_filter: RepositoryKind | None = None
     ) -> RepositoryReference | None:
-        with self.database.read() as conn:
-            row = conn.execute(
-                _REPOSITORY_BY_NAME, {"namespace": namespace_name, "name": repo_name}
-            ).first()
+        row = self.database.first(
+            _REPOSITORY_BY_NAME, {"namespace": namespace_name, "name": repo_name}
+        )
         if row is None or (kind_filter is not None and row.kind != RepositoryKind(kind_filter)):
             return None
         return repository_from_row(row)
