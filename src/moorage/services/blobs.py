@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from moorage.domain.digest import Digest
 from moorage.domain.errors import BlobNotFoundError, ManifestError, OperationUnsupportedError
@@ -24,6 +25,7 @@ class BlobContent:
     redirect_url: str | None
     storage: StorageDriver
     key: str
+    local_file: Path | None = None  # the file holding the bytes, when on local disk
 
     def chunks(self, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         return self.storage.read(self.key, start, length)
@@ -56,9 +58,10 @@ class BlobService:
         if blob is None or blob.digest is None:
             raise BlobNotFoundError(digest)
         key = keys.blob_key(digest)
-        storage = self._holder(blob.placements, key)
-        if storage is None:
+        held = self._holder(blob.placements, key)
+        if held is None:
             raise BlobNotFoundError(digest)  # recorded, but in no reachable location
+        storage, local_file = held
         redirect = None
         if self.redirect_expiration_s is not None:
             redirect = storage.redirect_url(key, self.redirect_expiration_s)
@@ -68,18 +71,21 @@ class BlobService:
             redirect_url=redirect,
             storage=storage,
             key=key,
+            local_file=local_file,
         )
 
-    def _holder(self, placements: tuple[str, ...], key: str) -> StorageDriver | None:
-        """The first location, in preference order, that really has the bytes: a copy lost
-        in one location is served from the next."""
+    def _holder(
+        self, placements: tuple[str, ...], key: str
+    ) -> tuple[StorageDriver, Path | None] | None:
+        """The first location, in preference order, that really has the bytes (a copy lost
+        in one location is served from the next), with the local file holding them if any."""
         for name, storage in self.locations.holding(placements):
             try:
-                storage.stat(key)
+                local_file = storage.local_path(key)  # checks the object is there, like stat
             except ObjectNotFoundError:
                 log.warning("blob missing from its recorded location", key=key, location=name)
                 continue
-            return storage
+            return storage, local_file
         return None
 
     def read_small(self, repository: RepositoryReference, digest: str, limit: int) -> bytes:

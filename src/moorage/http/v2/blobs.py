@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from moorage.http.v2.common import empty, on_repository, services
+from moorage.http.v2.common import PATHSEND, LocalFileResponse, empty, on_repository, services
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 IMMUTABLE = "max-age=31536000, immutable"
@@ -72,6 +72,12 @@ async def get_blob(request: Request) -> Response:
         return RedirectResponse(
             content.redirect_url, status_code=307, headers={"Docker-Content-Digest": content.digest}
         )
+    if (
+        status == 200
+        and content.local_file is not None
+        and PATHSEND in request.scope.get("extensions", {})
+    ):
+        return LocalFileResponse(content.local_file, headers)
     return StreamingResponse(content.chunks(start, length), status_code=status, headers=headers)
 
 

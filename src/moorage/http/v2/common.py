@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio.from_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from moorage.domain.errors import OperationUnsupportedError
 from moorage.domain.records import RepositoryReference
@@ -18,6 +20,7 @@ from moorage.services.registry import RegistryServices
 P = ParamSpec("P")
 T = TypeVar("T")
 BODY_BLOCK = 1 << 20  # hand request bodies to storage in blocks of about this size
+PATHSEND = "http.response.pathsend"  # the ASGI extension: the server sends a file itself
 
 
 def services(request: Request) -> RegistryServices:
@@ -114,3 +117,16 @@ def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
         "Range": upload_range(size),
         "Docker-Upload-UUID": upload_id,
     }
+
+
+class LocalFileResponse(Response):
+    """A whole local file sent by the server itself (ASGI ``pathsend``): the bytes never pass
+    through Python. ``headers`` must hold the file's ``Content-Length``."""
+
+    def __init__(self, path: Path, headers: dict[str, str]) -> None:
+        super().__init__(None, status_code=200, headers=headers)
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": PATHSEND, "path": str(self.path)})
