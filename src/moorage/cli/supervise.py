@@ -23,10 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from moorage.lean import hidden_modules
+
 SUPERVISOR_ENV: Final = "MOORAGE_SUPERVISOR"
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"  # the same name as moorage.observability's
 WORKER_FACTORY: Final = "moorage.app:asgi_from_env"
 GRANIAN_LOGGERS: Final = ("_granian", "granian.access")
+SUPERVISOR_HIDDEN: Final = ("uvloop", "anyio", "watchfiles", "dotenv")
 
 
 class _JsonLines(logging.Formatter):
@@ -90,9 +93,13 @@ def metrics_directory(workers: int) -> Iterator[None]:
 
 
 def supervise(spec: dict[str, Any]) -> None:
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.log import LogLevels
+    # Granian imports these whenever they are installed, yet its supervisor runs no event loop
+    # (uvloop), no reloader (watchfiles), reads no .env file (dotenv) and never uses anyio: ~2 MB.
+    # Each worker is a fresh interpreter that imports them for itself.
+    with hidden_modules(*SUPERVISOR_HIDDEN):
+        from granian import Granian
+        from granian.constants import HTTPModes, Interfaces, Loops
+        from granian.log import LogLevels
 
     workers = int(spec["workers"])
     # Fresh interpreters, never forks of this one: each worker imports and builds everything
