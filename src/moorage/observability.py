@@ -27,7 +27,7 @@ from prometheus_client import (
 
 from moorage.lean import hidden_modules
 
-# structlog imports rich (~5 MB with pygments) for pretty tracebacks in its console renderer;
+# structlog imports rich (~4 MB with pygments) for pretty tracebacks in its console renderer;
 # Moorage never shows them (format_exc_info turns exceptions into text before any renderer), so
 # server processes go without it. A process that already has rich (the CLI) keeps it.
 with hidden_modules("rich"):
