@@ -12,7 +12,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -225,6 +224,8 @@ class Settings(BaseSettings):
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; an empty file means no settings."""
+    import yaml  # ~1 MB that a server configured by flags and environment never needs
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

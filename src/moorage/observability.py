@@ -15,7 +15,6 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TextIO
 
-import structlog
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -25,6 +24,14 @@ from prometheus_client import (
     Histogram,
     multiprocess,
 )
+
+from moorage.lean import hidden_modules
+
+# structlog imports rich (~4 MB with pygments) for pretty tracebacks in its console renderer;
+# Moorage never shows them (format_exc_info turns exceptions into text before any renderer), so
+# server processes go without it. A process that already has rich (the CLI) keeps it.
+with hidden_modules("rich"):
+    import structlog
 
 LogFormat = Literal["auto", "json", "console"]
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"

@@ -2,8 +2,8 @@
 
 ``moorage serve`` validates the settings, migrates and probes storage, then replaces itself
 (``exec``) with ``python -m moorage.cli.supervise``: the supervisor imports only granian and
-the standard library, so it stays small (about 25 MB instead of the CLI's 50), and every
-worker is a fresh ``spawn`` that builds the application from the ``MOORAGE_*`` environment.
+the standard library, so it stays small (about 30 MB instead of the CLI's 50), and every
+worker is a ``fork`` of it that builds the application from the ``MOORAGE_*`` environment.
 
 What the supervisor needs comes in one JSON environment variable, ``MOORAGE_SUPERVISOR``.
 """
@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -23,10 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from moorage.lean import hidden_modules
+
 SUPERVISOR_ENV: Final = "MOORAGE_SUPERVISOR"
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"  # the same name as moorage.observability's
 WORKER_FACTORY: Final = "moorage.app:asgi_from_env"
 GRANIAN_LOGGERS: Final = ("_granian", "granian.access")
+SUPERVISOR_HIDDEN: Final = ("anyio", "watchfiles", "dotenv")
 
 
 class _JsonLines(logging.Formatter):
@@ -89,15 +93,56 @@ def metrics_directory(workers: int) -> Iterator[None]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+# Signals granian's supervisor handles; a worker installs its own once its app is built.
+FORK_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+_mask_before_fork: list[set[int | signal.Signals]] = []
+
+
+def _hold_signals() -> None:
+    _mask_before_fork.append(signal.pthread_sigmask(signal.SIG_BLOCK, FORK_SIGNALS))
+
+
+def _release_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, _mask_before_fork.pop())
+
+
+def _default_signals_in_worker() -> None:
+    """A fork inherits the supervisor's handlers: a SIGTERM reaching a worker still building
+    its application would only set a flag in the worker's copy of the supervisor, and the real
+    supervisor would wait for it forever. So a worker starts with the defaults, as a spawned
+    interpreter does (signals stay blocked from before the fork until then: none is lost)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    _release_signals()
+
+
+def fork_workers() -> None:
+    """Start workers as forks of this process (see ``supervise``), with default signal
+    handling until granian installs the worker's own."""
+    multiprocessing.set_start_method("fork", force=True)
+    os.register_at_fork(
+        before=_hold_signals,
+        after_in_parent=_release_signals,
+        after_in_child=_default_signals_in_worker,
+    )
+
+
 def supervise(spec: dict[str, Any]) -> None:
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.log import LogLevels
+    # Granian imports these whenever they are installed, yet it never uses anyio, and Moorage
+    # runs no reloader (watchfiles) and reads no .env file (dotenv): ~2 MB in every process.
+    # Not uvloop: granian registers the loops it can build at import, and workers inherit that.
+    with hidden_modules(*SUPERVISOR_HIDDEN):
+        from granian import Granian
+        from granian.constants import HTTPModes, Interfaces, Loops
+        from granian.log import LogLevels
 
     workers = int(spec["workers"])
-    # Fresh interpreters, never forks of this one: each worker imports and builds everything
-    # itself, and the supervisor's pages are not counted (and copied) once per worker.
-    multiprocessing.set_start_method("spawn", force=True)
+    # Forks, not spawned interpreters: measured over the whole tree, a fork worker is ~4 MB
+    # smaller in RSS (less in PSS: the supervisor's pages are shared, not rebuilt) and no
+    # resource_tracker process (~12 MB) is started. The supervisor has imported granian only,
+    # no application code, and runs no thread but granian's worker watchers when it forks.
+    fork_workers()
     with metrics_directory(workers):
         Granian(
             WORKER_FACTORY,

@@ -15,24 +15,22 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from moorage.domain.errors import ManifestError
 from moorage.domain.manifests._fields import fail, load_object
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+# cryptography costs a server process about 7 MB and only schema1 signing needs it: it is
+# imported where a key is used, never when this module is.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.hashes import HashAlgorithm
+
+    PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    PublicKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
-_EC_ALGORITHMS: dict[str, tuple[str, hashes.HashAlgorithm]] = {
-    "secp256r1": ("ES256", hashes.SHA256()),
-    "secp384r1": ("ES384", hashes.SHA384()),
-    "secp521r1": ("ES512", hashes.SHA512()),
-}
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 
@@ -49,6 +47,18 @@ def b64url_decode(text: object, what: str) -> bytes:
         raise ManifestError(f"{what} is not valid base64url") from exc
 
 
+def jws_hash(algorithm: str) -> HashAlgorithm:
+    """The hash of a JWS algorithm: SHA-256 for ES256 and RS256, and so on."""
+    from cryptography.hazmat.primitives import hashes
+
+    hashes_by_bits: dict[str, type[HashAlgorithm]] = {
+        "256": hashes.SHA256,
+        "384": hashes.SHA384,
+        "512": hashes.SHA512,
+    }
+    return hashes_by_bits[algorithm[2:]]()
+
+
 def _uint_bytes(value: int, length: int | None = None) -> bytes:
     size = length if length is not None else max(1, (value.bit_length() + 7) // 8)
     return value.to_bytes(size, "big")
@@ -56,6 +66,8 @@ def _uint_bytes(value: int, length: int | None = None) -> bytes:
 
 def libtrust_key_id(public_key: PublicKey) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, first 240 bits, base32, groups of four."""
+    from cryptography.hazmat.primitives import serialization
+
     der = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -69,6 +81,8 @@ class Schema1Signer:
     __slots__ = ("_key",)
 
     def __init__(self, private_key: PrivateKey) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         if isinstance(private_key, ec.EllipticCurvePrivateKey):
             if private_key.curve.name not in _EC_ALGORITHMS:
                 raise ValueError(f"unsupported EC curve {private_key.curve.name}")
@@ -79,15 +93,22 @@ class Schema1Signer:
     @classmethod
     def generate(cls) -> Schema1Signer:
         """A fresh EC P-256 (ES256) key."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         return cls(ec.generate_private_key(ec.SECP256R1()))
 
     @classmethod
     def generate_rsa(cls, key_size: int = 2048) -> Schema1Signer:
         """A fresh RSA (RS256) key."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         return cls(rsa.generate_private_key(public_exponent=65537, key_size=key_size))
 
     @classmethod
     def from_pem(cls, data: bytes, password: bytes | None = None) -> Schema1Signer:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         key = serialization.load_pem_private_key(data, password=password)
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise ValueError("schema1 signing needs an EC or RSA private key")
@@ -95,6 +116,8 @@ class Schema1Signer:
 
     def to_pem(self) -> bytes:
         """The private key as unencrypted PKCS#8 PEM."""
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -103,8 +126,10 @@ class Schema1Signer:
 
     @property
     def algorithm(self) -> str:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            return _EC_ALGORITHMS[self._key.curve.name][0]
+            return _EC_ALGORITHMS[self._key.curve.name]
         return "RS256"
 
     @property
@@ -113,6 +138,8 @@ class Schema1Signer:
 
     def public_jwk(self) -> dict[str, str]:
         """The public key as a JWK carrying the libtrust ``kid``."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         if isinstance(self._key, ec.EllipticCurvePrivateKey):
             numbers = self._key.public_key().public_numbers()
             length = (self._key.curve.key_size + 7) // 8
@@ -133,13 +160,16 @@ class Schema1Signer:
 
     def sign(self, signing_input: bytes) -> bytes:
         """A raw JWS signature (``r || s`` for ECDSA, PKCS#1 v1.5 for RSA)."""
+        from cryptography.hazmat.primitives.asymmetric import ec, padding
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
         if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            hash_algorithm = _EC_ALGORITHMS[self._key.curve.name][1]
+            hash_algorithm = jws_hash(_EC_ALGORITHMS[self._key.curve.name])
             der = self._key.sign(signing_input, ec.ECDSA(hash_algorithm))
             r, s = decode_dss_signature(der)
             length = (self._key.curve.key_size + 7) // 8
             return _uint_bytes(r, length) + _uint_bytes(s, length)
-        return self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return self._key.sign(signing_input, padding.PKCS1v15(), jws_hash("RS256"))
 
 
 def _format_split(payload: bytes) -> int:

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -16,12 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from moorage.domain.errors import ManifestError
 from moorage.domain.manifests._fields import fail, is_int, load_object
-from moorage.domain.manifests.jws import (
-    PublicKey,
-    b64url_decode,
-    libtrust_key_id,
-)
+from moorage.domain.manifests.jws import b64url_decode, libtrust_key_id
 from moorage.domain.manifests.model import ManifestUnverifiedError
+
+if TYPE_CHECKING:
+    from moorage.domain.manifests.jws import PublicKey
 
 _EC_ALGS: dict[str, tuple[str, hashes.HashAlgorithm]] = {
     "ES256": ("secp256r1", hashes.SHA256()),

@@ -19,7 +19,6 @@ from moorage.domain.manifests._fields import (
     require_str,
 )
 from moorage.domain.manifests.jws import Schema1Signer, serialize_payload, sign_schema1
-from moorage.domain.manifests.jws_verify import verify_signed_body
 from moorage.domain.manifests.model import (
     DOCKER_LAYER_GZIP,
     UNKNOWN_SIZE,
@@ -125,6 +124,9 @@ def parse_schema1(
         payload, key_ids = raw, ()
         content = body
     else:
+        # Loads cryptography: only signed schema1 manifests pay for it.
+        from moorage.domain.manifests.jws_verify import verify_signed_body
+
         payload, key_ids = verify_signed_body(raw, body)
         content = {key: value for key, value in body.items() if key != "signatures"}
     if declared not in (DOCKER_SCHEMA1_MANIFEST, DOCKER_SCHEMA1_SIGNED_MANIFEST):

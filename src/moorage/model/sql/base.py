@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Insert, Row, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from moorage.db import tables as t
@@ -48,12 +47,26 @@ def insert_ignoring_conflict(
     conn: Connection, table: Any, values: dict[str, Any], conflict_columns: Sequence[str]
 ) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on either backend (first writer wins)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(conflict_columns))
-    )
+    # Only the engine's own dialect is imported (already loaded by the engine): PostgreSQL's
+    # would add ~2 MB to every SQLite server process.
+    index_elements = list(conflict_columns)
+    stmt: Insert
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        stmt = (
+            postgresql_insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=index_elements)
+        )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = (
+            sqlite_insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=index_elements)
+        )
     conn.execute(stmt)
 
 

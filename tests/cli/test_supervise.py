@@ -1,0 +1,51 @@
+"""The supervisor's process model: forked workers, and what they inherit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+# In a fresh interpreter: register_at_fork hooks and the start method outlive a test.
+_SIGTERM_REACHES_A_STARTING_WORKER = textwrap.dedent(
+    """
+    import multiprocessing, os, signal, sys, time
+
+    from moorage.cli.supervise import fork_workers
+
+    def starting_worker(ready):
+        ready.set()
+        time.sleep(30)  # still building its application: no handlers of its own yet
+
+    # What granian's supervisor does: a handler that only sets a flag for its main loop.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    fork_workers()
+    ready = multiprocessing.Event()
+    worker = multiprocessing.Process(target=starting_worker, args=(ready,))
+    worker.start()
+    ready.wait(10)
+    os.kill(worker.pid, signal.SIGTERM)
+    worker.join(10)
+    alive = worker.is_alive()
+    if alive:
+        worker.kill()
+        worker.join()
+    print(alive, worker.exitcode, signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
+    """
+)
+
+
+def test_sigterm_stops_a_forked_worker_before_it_has_handlers_of_its_own() -> None:
+    # A fork inherits the supervisor's handler: without a reset, the worker would swallow the
+    # SIGTERM and the supervisor would wait for it forever.
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_REACHES_A_STARTING_WORKER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    alive, exitcode, parent_keeps_its_handler = done.stdout.split()
+    assert alive == "False"
+    assert int(exitcode) == -15  # killed by SIGTERM
+    assert parent_keeps_its_handler == "True"
