@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from moorage.db import tables as t
 from moorage.domain.errors import BlobUnknownError, DataModelError
@@ -28,7 +28,41 @@ from moorage.model.sql.legacy_rows import (
     rows_of_repository,
     with_parents,
 )
-from moorage.model.sql.manifest_rows import visible_blob
+from moorage.model.sql.manifest_rows import IN_BATCH, visible_blobs
+
+# What the chain builder needs of an image row, returned by the insert (no read back).
+_CHAIN_COLUMNS = (
+    t.legacy_image.c.id,
+    t.legacy_image.c.docker_image_id,
+    t.legacy_image.c.blob_id,
+    t.legacy_image.c.parent_id,
+    t.legacy_image.c.ancestors,
+    t.legacy_image.c.aggregate_size,
+    t.legacy_image.c.v1_pushed,
+)
+_INSERT_IMAGE = t.legacy_image.insert().returning(*_CHAIN_COLUMNS)
+_IMAGES_BY_DOCKER_ID = select(*_CHAIN_COLUMNS).where(
+    t.legacy_image.c.repository_id == bindparam("repository_id"),
+    t.legacy_image.c.docker_image_id.in_(bindparam("docker_ids", expanding=True)),
+)
+_MARK_V1_PUSHED = (
+    update(t.legacy_image)
+    .where(t.legacy_image.c.id == bindparam("image_pk"))
+    .values(v1_pushed=True)
+)
+
+
+def existing_images(
+    conn: Connection, repository_id: int, docker_ids: Iterable[str]
+) -> dict[str, Any]:
+    """Image rows of the repository by docker image id (those that exist)."""
+    wanted = sorted(set(docker_ids))
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), IN_BATCH):
+        params = {"repository_id": repository_id, "docker_ids": wanted[start : start + IN_BATCH]}
+        for row in conn.execute(_IMAGES_BY_DOCKER_ID, params):
+            found[row.docker_image_id] = row
+    return found
 
 
 def _rewrite_json(v1_json: str, image_id: str, parent: str | None) -> str:
@@ -55,45 +89,50 @@ class LegacyImageMixin(SqlModelBase):
         now_ms: int,
         *,
         v1_pushed: bool = False,
+        blobs: Mapping[str, Any] | None = None,
     ) -> int:
-        """Stores the chain (base → leaf) and returns the leaf's row id.
+        """Stores the chain (base → leaf) and returns the leaf's row id. ``blobs``: rows of
+        visible blobs by digest the caller has already read (the rest are looked up).
 
         An id already used in the repository for other content (another layer or parent)
         is rewritten, as Quay does, from the first conflict on: the new id is the running
         SHA-256 over ``blobSum@v1Compatibility|`` of every entry from the base up."""
         if not chain:
             raise DataModelError("a legacy image chain needs at least one image")
+        known = dict(blobs or {})
+        missing = {entry.blob_digest for entry in chain} - known.keys()
+        if missing:
+            known.update(visible_blobs(conn, repository_id, missing, now_ms))
         running = hashlib.sha256()
-        rewriting = False
-        parent_row: Any = None
+        rewritten_ids = []
         for entry in chain:
             running.update(f"{entry.blob_digest}@{entry.v1_json}|".encode())
-            blob = visible_blob(conn, repository_id, entry.blob_digest, now_ms)
+            rewritten_ids.append(running.hexdigest())
+        # Every image the loop may meet, in one query; rows it inserts are added as it goes.
+        images = existing_images(
+            conn, repository_id, {entry.id for entry in chain} | set(rewritten_ids)
+        )
+        rewriting = False
+        parent_row: Any = None
+        for entry, rewritten_id in zip(chain, rewritten_ids, strict=True):
+            blob = known.get(entry.blob_digest)
             if blob is None:
                 raise BlobUnknownError(entry.blob_digest)
-            image_id = running.hexdigest() if rewriting else entry.id
-            existing = conn.execute(
-                select(t.legacy_image).where(
-                    t.legacy_image.c.repository_id == repository_id,
-                    t.legacy_image.c.docker_image_id == image_id,
-                )
-            ).first()
+            image_id = rewritten_id if rewriting else entry.id
+            existing = images.get(image_id)
             parent_id = None if parent_row is None else parent_row.id
             if existing is not None and (
                 existing.blob_id != blob.id or existing.parent_id != parent_id
             ):
-                rewriting, image_id = True, running.hexdigest()
+                rewriting, image_id = True, rewritten_id
                 existing = None
             if existing is None:
                 existing = self._insert_image(
                     conn, repository_id, entry, image_id, blob, parent_row, rewriting, v1_pushed
                 )
+                images[image_id] = existing
             elif v1_pushed and not existing.v1_pushed:
-                conn.execute(
-                    update(t.legacy_image)
-                    .where(t.legacy_image.c.id == existing.id)
-                    .values(v1_pushed=True)
-                )
+                conn.execute(_MARK_V1_PUSHED, {"image_pk": existing.id})
             parent_row = existing
         return int(parent_row.id)
 
@@ -128,8 +167,7 @@ class LegacyImageMixin(SqlModelBase):
             "aggregate_size": size + (0 if parent is None else parent.aggregate_size or 0),
             "v1_pushed": v1_pushed,
         }
-        new_id = conn.execute(t.legacy_image.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
-        return conn.execute(select(t.legacy_image).where(t.legacy_image.c.id == new_id)).one()
+        return conn.execute(_INSERT_IMAGE, values).one()
 
     def create_legacy_images(
         self, repository_ref: RepositoryReference, chain: Sequence[V1Entry]
