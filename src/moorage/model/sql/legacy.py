@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -40,7 +42,14 @@ _CHAIN_COLUMNS = (
     t.legacy_image.c.aggregate_size,
     t.legacy_image.c.v1_pushed,
 )
-_INSERT_IMAGE = t.legacy_image.insert().returning(*_CHAIN_COLUMNS)
+_INSERT_IMAGES = t.legacy_image.insert().returning(
+    t.legacy_image.c.id, sort_by_parameter_order=True
+)
+_LINK_PARENT = (
+    update(t.legacy_image)
+    .where(t.legacy_image.c.id == bindparam("image_pk"))
+    .values(parent_id=bindparam("parent_pk"), ancestors=bindparam("ancestors"))
+)
 _IMAGES_BY_DOCKER_ID = select(*_CHAIN_COLUMNS).where(
     t.legacy_image.c.repository_id == bindparam("repository_id"),
     t.legacy_image.c.docker_image_id.in_(bindparam("docker_ids", expanding=True)),
@@ -63,6 +72,18 @@ def existing_images(
         for row in conn.execute(_IMAGES_BY_DOCKER_ID, params):
             found[row.docker_image_id] = row
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What create_chain learnt before inserting: the chain, its rewritten ids, the
+    visible blobs and the existing images by docker id."""
+
+    chain: Sequence[V1Entry]
+    rewritten_ids: list[str]
+    blobs: Mapping[str, Any]
+    images: Mapping[str, Any]
+    v1_pushed: bool
 
 
 def _rewrite_json(v1_json: str, image_id: str, parent: str | None) -> str:
@@ -114,60 +135,92 @@ class LegacyImageMixin(SqlModelBase):
         )
         rewriting = False
         parent_row: Any = None
-        for entry, rewritten_id in zip(chain, rewritten_ids, strict=True):
+        for index, (entry, rewritten_id) in enumerate(zip(chain, rewritten_ids, strict=True)):
             blob = known.get(entry.blob_digest)
             if blob is None:
                 raise BlobUnknownError(entry.blob_digest)
             image_id = rewritten_id if rewriting else entry.id
             existing = images.get(image_id)
             parent_id = None if parent_row is None else parent_row.id
-            if existing is not None and (
-                existing.blob_id != blob.id or existing.parent_id != parent_id
-            ):
-                rewriting, image_id = True, rewritten_id
-                existing = None
-            if existing is None:
-                existing = self._insert_image(
-                    conn, repository_id, entry, image_id, blob, parent_row, rewriting, v1_pushed
+            if existing is None or existing.blob_id != blob.id or existing.parent_id != parent_id:
+                if existing is not None:
+                    rewriting, image_id = True, rewritten_id
+                return self._insert_images(
+                    conn,
+                    repository_id,
+                    _Plan(chain, rewritten_ids, known, images, v1_pushed),
+                    index,
+                    image_id,
+                    rewriting,
+                    parent_row,
                 )
-                images[image_id] = existing
-            elif v1_pushed and not existing.v1_pushed:
+            if v1_pushed and not existing.v1_pushed:
                 conn.execute(_MARK_V1_PUSHED, {"image_pk": existing.id})
             parent_row = existing
         return int(parent_row.id)
 
-    def _insert_image(
+    def _insert_images(
         self,
         conn: Connection,
         repository_id: int,
-        entry: V1Entry,
-        image_id: str,
-        blob: Any,
-        parent: Any,
-        rewritten: bool,
-        v1_pushed: bool,
-    ) -> Any:
-        parent_docker_id = None if parent is None else parent.docker_image_id
-        size = blob.compressed_size or 0
-        values = {
-            "repository_id": repository_id,
-            "docker_image_id": image_id,
-            "blob_id": blob.id,
-            "parent_id": None if parent is None else parent.id,
-            "ancestors": "/" if parent is None else f"{parent.ancestors}{parent.id}/",
-            "created": entry.created,
-            "comment": entry.comment,
-            "command": entry.command,
-            "author": entry.author,
-            "v1_json_metadata": (
-                _rewrite_json(entry.v1_json, image_id, parent_docker_id)
-                if rewritten
-                else entry.v1_json
-            ),
-            "aggregate_size": size + (0 if parent is None else parent.aggregate_size or 0),
-            "v1_pushed": v1_pushed,
-        }
-        return conn.execute(_INSERT_IMAGE, values).one()
+        plan: _Plan,
+        first: int,
+        first_id: str,
+        rewriting: bool,
+        reused: Any,
+    ) -> int:
+        """Inserts the rest of the chain from ``first`` (whose id is decided) on, under
+        ``reused`` (the last existing image, or None): one multi-row insert, then one
+        executemany for the parent links, which need the new row ids.
+
+        The choice of each id is the one-by-one rule of ``create_chain``: an id in use is a
+        conflict, because no existing image can have a just-inserted one as its parent."""
+        planned: list[dict[str, Any]] = []
+        taken = set(plan.images)
+        parent_docker_id = None if reused is None else reused.docker_image_id
+        parent_size = 0 if reused is None else reused.aggregate_size or 0
+        for index in range(first, len(plan.chain)):
+            entry, rewritten_id = plan.chain[index], plan.rewritten_ids[index]
+            blob = plan.blobs.get(entry.blob_digest)
+            if blob is None:
+                raise BlobUnknownError(entry.blob_digest)
+            image_id = first_id
+            if index != first:
+                image_id = rewritten_id if rewriting else entry.id
+                if image_id in taken:
+                    rewriting, image_id = True, rewritten_id
+            taken.add(image_id)
+            size = (blob.compressed_size or 0) + parent_size
+            planned.append(
+                {
+                    "repository_id": repository_id,
+                    "docker_image_id": image_id,
+                    "blob_id": blob.id,
+                    "parent_id": None if reused is None else reused.id,
+                    "ancestors": "/" if reused is None else f"{reused.ancestors}{reused.id}/",
+                    "created": entry.created,
+                    "comment": entry.comment,
+                    "command": entry.command,
+                    "author": entry.author,
+                    "v1_json_metadata": (
+                        _rewrite_json(entry.v1_json, image_id, parent_docker_id)
+                        if rewriting
+                        else entry.v1_json
+                    ),
+                    "aggregate_size": size,
+                    "v1_pushed": plan.v1_pushed,
+                }
+            )
+            parent_docker_id, parent_size = image_id, size
+        ids = [int(row.id) for row in conn.execute(_INSERT_IMAGES, planned)]
+        links = []
+        ancestors = planned[0]["ancestors"]
+        for previous, image_pk in itertools.pairwise(ids):
+            ancestors = f"{ancestors}{previous}/"
+            links.append({"image_pk": image_pk, "parent_pk": previous, "ancestors": ancestors})
+        if links:
+            conn.execute(_LINK_PARENT, links)
+        return ids[-1]
 
     def create_legacy_images(
         self, repository_ref: RepositoryReference, chain: Sequence[V1Entry]
