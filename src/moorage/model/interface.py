@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from moorage.domain.manifests import Schema1Signer, V1Entry
+from moorage.domain.manifests import ParsedManifest, Schema1Signer, V1Entry
 from moorage.domain.records import (
     Blob,
     BlobUpload,
@@ -349,6 +349,7 @@ class RegistryAdministration(Protocol):
         legacy_chain: Sequence[V1Entry] | None = None,
         temp_tag_expiration_s: int | None = None,
         digest_algorithm: str = "sha256",
+        parsed: ParsedManifest | None = None,
     ) -> Manifest: ...
 
     def create_legacy_images(

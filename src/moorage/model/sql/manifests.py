@@ -102,13 +102,22 @@ class ManifestMixin(LegacyImageMixin):
         legacy_chain: Sequence[V1Entry] | None = None,
         temp_tag_expiration_s: int | None = None,
         digest_algorithm: str = "sha256",
+        parsed: ParsedManifest | None = None,
     ) -> Manifest:
         """Stores a manifest with its blob links, children and legacy image chain.
 
         Every referenced blob must be visible in the repository (BlobUnknownError) and
         every child of a list stored in it (ManifestUnknownError). A temp tag keeps an
-        untagged manifest (e.g. a list child pushed by digest) alive for a while."""
-        parsed = parse_manifest(manifest_bytes, media_type, digest_algorithm)
+        untagged manifest (e.g. a list child pushed by digest) alive for a while.
+        ``parsed``: the caller's own parse of these bytes, used instead of parsing them
+        again when it matches them, the media type and the digest algorithm."""
+        if (
+            parsed is None
+            or parsed.raw != manifest_bytes
+            or parsed.media_type != media_type
+            or not parsed.digest.startswith(f"{digest_algorithm}:")
+        ):
+            parsed = parse_manifest(manifest_bytes, media_type, digest_algorithm)
         if parsed.schema1 is not None:
             legacy_chain = parsed.schema1.entries
         try:
