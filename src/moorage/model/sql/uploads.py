@@ -96,6 +96,7 @@ _UPDATE_UPLOAD = (
     )
 )
 _DELETE_UPLOAD = delete(t.blob_upload).where(_C.id == bindparam("upload_pk"))
+_UPLOAD_PRESENT = select(_C.id).where(_C.id == bindparam("upload_pk"))
 _BLOB_BY_DIGEST = select(t.blob).where(t.blob.c.digest == bindparam("digest"))
 _LINK_BLOB = t.uploaded_blob.insert()
 _PLACE_BLOB = t.blob_placement.insert()
@@ -205,10 +206,11 @@ class UploadMixin(SqlModelBase):
         ``torrent_info``, records it in the same transaction (first write wins, as with
         ``set_torrent_info``)."""
         Digest.parse(blob_digest_str)
+        session = {"upload_pk": blob_upload.id}
         with self.database.write() as conn:
-            # Deleting first answers "is the session still there" and, on PostgreSQL,
-            # makes a concurrent commit of the same session wait and then find it gone.
-            if conn.execute(_DELETE_UPLOAD, {"upload_pk": blob_upload.id}).rowcount != 1:
+            # A plain read, not the DELETE first: on PostgreSQL a concurrent commit of the
+            # same session must not wait on its row lock (both go through, as ever).
+            if conn.execute(_UPLOAD_PRESENT, session).first() is None:
                 return None
             blob = self._ensure_blob(conn, blob_upload, blob_digest_str)
             conn.execute(
@@ -222,6 +224,7 @@ class UploadMixin(SqlModelBase):
             )
             if torrent_info is not None:
                 record_torrent_info(conn, blob.id, torrent_info)
+            conn.execute(_DELETE_UPLOAD, session)
             return blob
 
     def _ensure_blob(self, conn: Connection, upload: BlobUpload, digest: str) -> Blob:
