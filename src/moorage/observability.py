@@ -122,6 +122,8 @@ def configure_logging(
     if not structlog.is_configured():
         structlog.configure(
             processors=[
+                # Drop below-level events before any processing: one per request otherwise.
+                structlog.stdlib.filter_by_level,
                 *_shared_processors(),
                 structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
             ],

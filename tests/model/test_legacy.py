@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
-from tests.model.builders import push_artifact, push_image, push_index, push_v1_chain
+from tests.model.builders import (
+    digest_of,
+    push_artifact,
+    push_blob,
+    push_image,
+    push_index,
+    push_v1_chain,
+)
 
 from moorage.domain.errors import ExtraNotLoadedError
+from moorage.domain.manifests import V1Entry
 from moorage.domain.records import RepositoryReference, SecurityScanStatus
 from moorage.model.sql import SqlRegistryModel
 
@@ -198,3 +209,72 @@ def test_security_status_unsupported_and_missing(
     assert model.get_security_status(replace(image.manifest, id=image.manifest.id + 99)) is None
     leaf = push_v1_chain(model, repo, ["v1"])
     assert model.get_security_status(replace(leaf, id=leaf.id + 99)) is None
+
+
+def _v1_entry(repo_blob: bytes, image_id: str, parent: str | None) -> V1Entry:
+    v1: dict[str, Any] = {"id": image_id, "created": "2026-02-01T00:00:00Z"}
+    if parent:
+        v1["parent"] = parent
+    return V1Entry(
+        id=image_id,
+        parent=parent,
+        blob_digest=digest_of(repo_blob),
+        v1_json=json.dumps(v1),
+        created=None,
+        comment=None,
+        command=None,
+        author=None,
+        throwaway=False,
+        size=len(repo_blob),
+    )
+
+
+def _running_ids(chain: list[V1Entry]) -> list[str]:
+    running = hashlib.sha256()
+    out = []
+    for entry in chain:
+        running.update(f"{entry.blob_digest}@{entry.v1_json}|".encode())
+        out.append(running.hexdigest())
+    return out
+
+
+def test_chains_reuse_their_prefix_and_rewrite_from_the_first_conflict(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    data = {name: f"layer {name}".encode() + b"x" * i for i, name in enumerate("abcdxy")}
+    for content in data.values():
+        push_blob(model, repo, content)
+    ids = {name: hashlib.sha256(name.encode()).hexdigest() for name in "abcd"}
+    a = _v1_entry(data["a"], ids["a"], None)
+    b = _v1_entry(data["b"], ids["b"], ids["a"])
+
+    first = model.create_legacy_images(repo, [a, b, _v1_entry(data["c"], ids["c"], ids["b"])])
+    assert [p.docker_image_id for p in first.parents] == [ids["b"], ids["a"]]
+    assert first.aggregate_size == sum(len(data[n]) for n in "abc")
+
+    # A shared prefix is reused, not copied.
+    second = model.create_legacy_images(repo, [a, b, _v1_entry(data["d"], ids["d"], ids["b"])])
+    assert second.parents == first.parents
+    assert second.aggregate_size == sum(len(data[n]) for n in "abd")
+
+    # b's id with other bytes: rewritten from there on, the base still reused.
+    chain = [a, _v1_entry(data["x"], ids["b"], ids["a"]), _v1_entry(data["y"], ids["c"], ids["b"])]
+    running = _running_ids(chain)
+    third = model.create_legacy_images(repo, chain)
+    assert third.docker_image_id == running[2]
+    assert [p.docker_image_id for p in third.parents] == [running[1], ids["a"]]
+    assert third.parents[1] == first.parents[1]
+    assert third.aggregate_size == sum(len(data[n]) for n in "axy")
+    assert third.parents[0].aggregate_size == sum(len(data[n]) for n in "ax")
+    leaf_json = json.loads(third.v1_metadata_string or "")
+    assert (leaf_json["id"], leaf_json["parent"]) == (running[2], running[1])
+    middle_json = json.loads(third.parents[0].v1_metadata_string or "")
+    assert (middle_json["id"], middle_json["parent"]) == (running[1], ids["a"])
+
+    # One id twice in a chain: the second use conflicts with the first.
+    twice = [_v1_entry(data["d"], ids["d"] + "0", None), _v1_entry(data["y"], ids["d"] + "0", None)]
+    fourth = model.create_legacy_images(repo, twice)
+    assert fourth.docker_image_id == _running_ids(twice)[1]
+    assert [p.docker_image_id for p in fourth.parents] == [ids["d"] + "0"]
+    images = model.get_legacy_images(repo)
+    assert images is not None and len(images) == 4 + 2 + 2

@@ -9,7 +9,7 @@ import pytest
 from tests.model.builders import digest_of
 
 from moorage.domain.errors import InvalidDigestError, UnknownLocationError
-from moorage.domain.records import RepositoryReference
+from moorage.domain.records import RepositoryReference, TorrentInfo
 from moorage.model.sql import SqlRegistryModel
 
 
@@ -114,4 +114,37 @@ def test_commit_refuses_malformed_digests(
     for bad in ("sha256:ABC", "sha256:../../etc/passwd", "md5:abcd", "nonsense"):
         with pytest.raises(InvalidDigestError):
             model.commit_blob_upload(upload, bad, 60)
+    assert model.lookup_blob_upload(repo, "u") == upload
+
+
+def test_commit_records_torrent_info_with_the_blob(
+    model: SqlRegistryModel, repo: RepositoryReference, other_repo: RepositoryReference
+) -> None:
+    first = model.create_blob_upload(repo, "a", "local", {})
+    second = model.create_blob_upload(other_repo, "b", "local", {})
+    assert first is not None and second is not None
+    pieces = hashlib.sha1(b"abc").digest()
+    one = model.commit_blob_upload(
+        replace(first, byte_count=3), digest_of(b"abc"), 60, torrent_info=TorrentInfo(4, pieces)
+    )
+    assert one is not None
+    assert model.get_torrent_info(one) == TorrentInfo(4, pieces)
+    # The same blob again (deduplicated): the first torrent info stays.
+    two = model.commit_blob_upload(
+        replace(second, byte_count=3), digest_of(b"abc"), 60, torrent_info=TorrentInfo(4, b"x")
+    )
+    assert two == one
+    assert model.get_torrent_info(one) == TorrentInfo(4, pieces)
+
+
+def test_a_rolled_back_location_row_is_not_remembered(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    """The first use of a location creates its row inside the caller's transaction; if that
+    rolls back, the id must not be reused (PostgreSQL sequences do not roll back)."""
+    with pytest.raises(RuntimeError), model.database.write() as conn:
+        model.location_id(conn, "remote")
+        raise RuntimeError("the transaction fails")
+    upload = model.create_blob_upload(repo, "u", "remote", {})
+    assert upload is not None
     assert model.lookup_blob_upload(repo, "u") == upload

@@ -93,6 +93,51 @@ def test_symlinks_out_of_root_are_refused(tmp_path: Path, root: Path, fs: Storag
     assert sorted(p.name for p in outside.iterdir()) == ["secret"]
 
 
+def test_a_link_as_the_last_component_is_followed_only_inside_the_root(
+    tmp_path: Path, root: Path, fs: StorageDriver
+) -> None:
+    outside = tmp_path / "secret"
+    outside.write_bytes(b"secret")
+    fs.put("a/real", [b"inside"])
+    (root / "a" / "out").symlink_to(outside)
+    (root / "a" / "in").symlink_to(root / "a" / "real")
+    with pytest.raises(InvalidKeyError):
+        fs.read("a/out")
+    with pytest.raises(InvalidKeyError):
+        fs.stat("a/out")
+    assert read_all(fs.read("a/in")) == b"inside"
+
+
+def test_a_directory_turned_into_a_link_is_refused(
+    tmp_path: Path, root: Path, fs: StorageDriver
+) -> None:
+    """Checked directories are remembered until the driver prunes directories."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data").write_bytes(b"secret")
+    fs.put("d/data", [b"x"])
+    assert read_all(fs.read("d/data")) == b"x"
+    fs.delete("d/data")
+    (root / "d").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidKeyError):
+        fs.read("d/data")
+
+
+def test_completing_onto_a_link_replaces_the_link(
+    tmp_path: Path, root: Path, fs: StorageDriver
+) -> None:
+    outside = tmp_path / "target"
+    outside.write_bytes(b"untouched")
+    fs.put("blobs/other", [b"y"])
+    (root / "blobs" / "final").symlink_to(outside)
+    session_id, metadata = fs.initiate_upload()
+    _, metadata = fs.append_upload(session_id, metadata, 0, [b"content"])
+    fs.complete_upload(session_id, metadata, "blobs/final")
+    assert not (root / "blobs" / "final").is_symlink()
+    assert read_all(fs.read("blobs/final")) == b"content"
+    assert outside.read_bytes() == b"untouched"
+
+
 def test_temp_files_and_foreign_names_are_not_listed(root: Path, fs: StorageDriver) -> None:
     fs.put("a/data", [b"x"])
     (root / "a" / ".data.tmp-abc").write_bytes(b"half")

@@ -21,7 +21,6 @@ from moorage.db.fastread import FastReader
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 40  # anyio's default worker thread count
-_WRITE_FLAG = "moorage_write"
 
 
 def normalize_url(url: str) -> str:
@@ -46,13 +45,6 @@ def _configure_sqlite(engine: Engine) -> None:
         if on_disk and cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Reads run without BEGIN: in WAL mode each statement sees the latest commit, and
-        # two fewer statements per request matter on the hot paths.
-        if conn.info.get(_WRITE_FLAG):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -108,13 +100,12 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.info[_WRITE_FLAG] = True
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info[_WRITE_FLAG] = False
+        with self.engine.connect() as conn, conn.begin():
+            if self.is_sqlite:
+                # Issued here rather than from a "begin" event: any engine event listener
+                # makes SQLAlchemy dispatch events on every connection and statement.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

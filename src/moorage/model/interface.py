@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from moorage.domain.manifests import Schema1Signer, V1Entry
+from moorage.domain.manifests import ParsedManifest, Schema1Signer, V1Entry
 from moorage.domain.records import (
     Blob,
     BlobUpload,
@@ -297,11 +297,17 @@ class RegistryDataInterface(Protocol):
         ...
 
     def commit_blob_upload(
-        self, blob_upload: BlobUpload, blob_digest_str: str, blob_expiration_seconds: int
+        self,
+        blob_upload: BlobUpload,
+        blob_digest_str: str,
+        blob_expiration_seconds: int,
+        *,
+        torrent_info: TorrentInfo | None = None,
     ) -> Blob | None:
         """Turns the session into a blob (deduplicated by digest, placed at the upload's
         location) linked to the repository for ``blob_expiration_seconds``; deletes the
-        session. None if the session is gone."""
+        session. None if the session is gone. ``torrent_info`` (our addition) is recorded
+        in the same transaction, as ``set_torrent_info`` would (first write wins)."""
         ...
 
 
@@ -343,6 +349,7 @@ class RegistryAdministration(Protocol):
         legacy_chain: Sequence[V1Entry] | None = None,
         temp_tag_expiration_s: int | None = None,
         digest_algorithm: str = "sha256",
+        parsed: ParsedManifest | None = None,
     ) -> Manifest: ...
 
     def create_legacy_images(

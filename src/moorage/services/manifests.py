@@ -177,6 +177,7 @@ class ManifestService:
             legacy_chain=chain,
             temp_tag_expiration_s=self.settings.temp_tag_expiration_s if temp_tag else None,
             digest_algorithm=parsed.digest.split(":", 1)[0],
+            parsed=parsed,
         )
         for key, value in labels.items():
             try:

@@ -23,7 +23,7 @@ from moorage.domain.errors import (
     UploadNotFoundError,
     UploadRangeError,
 )
-from moorage.domain.records import Blob, BlobUpload, RepositoryReference
+from moorage.domain.records import Blob, BlobUpload, RepositoryReference, TorrentInfo
 from moorage.hashing import PieceHasher, ResumableHasher
 from moorage.model.interface import RegistryModel
 from moorage.storage import StorageDriver, StorageLocations, keys
@@ -245,16 +245,17 @@ class UploadService:
         self._storage(upload).complete_upload(
             upload.upload_id, upload.storage_metadata, keys.blob_key(str(digest))
         )
-        blob = self.model.commit_blob_upload(
-            upload, str(digest), self.settings.blob_link_expiration_s
-        )
-        if blob is None:
-            raise UploadNotFoundError(f"blob upload was cancelled: {upload.upload_id}")
+        torrent = None
         if upload.piece_hashes is not None and upload.byte_count > 0:
             pieces = PieceHasher(
                 self.settings.piece_length, upload.piece_hashes, upload.piece_sha_state
             )
-            self.model.set_torrent_info(blob, self.settings.piece_length, pieces.final_pieces())
+            torrent = TorrentInfo(self.settings.piece_length, pieces.final_pieces())
+        blob = self.model.commit_blob_upload(
+            upload, str(digest), self.settings.blob_link_expiration_s, torrent_info=torrent
+        )
+        if blob is None:
+            raise UploadNotFoundError(f"blob upload was cancelled: {upload.upload_id}")
         return blob
 
     def _digest_of(self, upload: BlobUpload, algorithm: str) -> str:

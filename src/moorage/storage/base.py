@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import TypeVar
 
 from moorage.storage.driver import (
@@ -165,17 +166,8 @@ class CheckedDriver:
 
     # Error tagging and timing -----------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _call(
-        self, operation: str, key: str | None, source: _Source | None = None
-    ) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            with self._translated(operation, key, source):
-                yield
-        finally:
-            with contextlib.suppress(Exception):  # metrics never fail a storage call
-                self.on_call(operation, time.perf_counter() - started)
+    def _call(self, operation: str, key: str | None, source: _Source | None = None) -> _Call:
+        return _Call(self, operation, key, source)
 
     @contextlib.contextmanager
     def _translated(
@@ -183,17 +175,27 @@ class CheckedDriver:
     ) -> Iterator[None]:
         try:
             yield
-        except (ObjectNotFoundError, StorageError):
-            raise
         except Exception as exc:
-            if source is not None and exc is source.error:
+            translated = self._translate(exc, operation, key, source)
+            if translated is None:
                 raise
-            if isinstance(exc, self._not_found) and key is not None:
-                raise ObjectNotFoundError(key) from exc
-            if isinstance(exc, OSError):
-                where = f" {key}" if key is not None else ""
-                raise StorageError(f"{self.name} {operation}{where}: {exc}") from exc
-            raise
+            raise translated from exc
+
+    def _translate(
+        self, exc: BaseException, operation: str, key: str | None, source: _Source | None
+    ) -> BaseException | None:
+        """The exception to raise instead of ``exc`` (raised from it), or None to let it
+        pass unchanged."""
+        if isinstance(exc, ObjectNotFoundError | StorageError) or not isinstance(exc, Exception):
+            return None
+        if source is not None and exc is source.error:
+            return None
+        if isinstance(exc, self._not_found) and key is not None:
+            return ObjectNotFoundError(key)
+        if isinstance(exc, OSError):
+            where = f" {key}" if key is not None else ""
+            return StorageError(f"{self.name} {operation}{where}: {exc}")
+        return None
 
     def _guarded(self, items: Iterator[_T], operation: str, key: str | None) -> Iterator[_T]:
         try:
@@ -203,6 +205,37 @@ class CheckedDriver:
             close = getattr(items, "close", None)
             if callable(close):
                 close()
+
+
+class _Call:
+    """Times one driver call and translates its errors (a plain class: this wraps every
+    storage call, and a generator-based context manager costs several times more)."""
+
+    __slots__ = ("driver", "key", "operation", "source", "started")
+
+    def __init__(
+        self, driver: CheckedDriver, operation: str, key: str | None, source: _Source | None
+    ) -> None:
+        self.driver, self.operation, self.key, self.source = driver, operation, key, source
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is not None:
+                translated = self.driver._translate(exc, self.operation, self.key, self.source)
+                if translated is not None:
+                    raise translated from exc
+        finally:
+            with contextlib.suppress(Exception):  # metrics never fail a storage call
+                self.driver.on_call(self.operation, time.perf_counter() - self.started)
 
 
 def _check_session(session_id: str, metadata: UploadMetadata) -> None:

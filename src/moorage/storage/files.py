@@ -97,14 +97,15 @@ def sync_rename(src: Path, dst: Path, root: Path, *, sync_source: bool = True) -
     """Atomically rename ``src`` over ``dst`` (creating directories below ``root``) and make the
     directory entries durable (the source's too unless ``sync_source`` is false, for a source
     directory about to be removed). FileNotFoundError if ``src`` does not exist."""
-    for attempt in range(_ATTEMPTS):
-        makedirs_synced(dst.parent, root)
+    # The directory usually exists: try first, create it only when the rename says so.
+    for attempt in range(_ATTEMPTS + 1):
         try:
             os.replace(src, dst)
             break
-        except FileNotFoundError:  # src is gone, or a concurrent delete pruned dst's directory
-            if attempt == _ATTEMPTS - 1 or not src.exists():
+        except FileNotFoundError:  # src is gone, or dst's directory is new or was pruned
+            if attempt == _ATTEMPTS or not src.exists():
                 raise
+        makedirs_synced(dst.parent, root)
     fsync_dir(dst.parent)
     if sync_source and src.parent != dst.parent:
         fsync_dir(src.parent)

@@ -1,13 +1,20 @@
 """Local-disk driver: one file per key under ``root``; upload sessions under ``root/_uploads``.
 
 Writes are durable and atomic (temp file in the same directory, fsync, rename, fsync directory).
-Every path is checked to resolve inside ``root`` on top of the key grammar of :mod:`.keys`.
+Every path is checked to resolve inside ``root`` on top of the key grammar of :mod:`.keys`: the
+grammar rules out ``..`` and absolute paths, so only a symbolic link can lead out. The hot paths
+(upload sessions, blob reads) prove that cheaply: directories below the root are checked once
+with ``lstat`` to be real directories, not links, and remembered until this driver removes
+directories; files are opened with ``O_NOFOLLOW``. A link anywhere falls back to resolving the
+whole path, which is what the other operations always do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +38,7 @@ from moorage.storage.ranges import check_read_args, clamp
 from moorage.storage.sessions import check_offset, committed_size, metadata_for
 
 _SESSION_DATA = "data"
+_SAFE_DIRS_CAP = 4096  # remembered directories; beyond that, start over
 
 
 class FilesystemDriver:
@@ -39,6 +47,8 @@ class FilesystemDriver:
         path.mkdir(parents=True, exist_ok=True)
         self.root = path.resolve()
         self._uploads = self.root / UPLOADS_DIR
+        # Relative paths of directories seen (lstat) to be real directories below the root.
+        self._safe_dirs: set[str] = set()
 
     def __repr__(self) -> str:
         return f"FilesystemDriver({str(self.root)!r})"
@@ -46,11 +56,7 @@ class FilesystemDriver:
     # Objects ----------------------------------------------------------------------------------
 
     def stat(self, key: str) -> ObjectInfo:
-        path = self._path(key)
-        try:
-            fd, size = files.open_file(path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ObjectNotFoundError(key) from None
+        fd, size = self._open_object(key)
         os.close(fd)
         return ObjectInfo(key, size)
 
@@ -58,11 +64,7 @@ class FilesystemDriver:
         self, key: str, offset: int = 0, length: int | None = None, chunk_size: int = 1 << 20
     ) -> Iterator[bytes]:
         check_read_args(offset, length, chunk_size)
-        path = self._path(key)
-        try:
-            fd, size = files.open_file(path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ObjectNotFoundError(key) from None
+        fd, size = self._open_object(key)
         start, end = clamp(size, offset, length)
         return files.FileRange(fd, start, end, chunk_size)
 
@@ -80,7 +82,7 @@ class FilesystemDriver:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return
         files.fsync_dir(path.parent)
-        files.remove_empty_dirs(path.parent, self.root)
+        self._prune(path.parent)
 
     def move(self, src: str, dst: str) -> None:
         src_path, dst_path = self._path(src), self._path(dst)
@@ -91,7 +93,7 @@ class FilesystemDriver:
             files.sync_rename(src_path, dst_path, self.root)
         except FileNotFoundError:
             raise ObjectNotFoundError(src) from None
-        files.remove_empty_dirs(src_path.parent, self.root)
+        self._prune(src_path.parent)
 
     def exists(self, key: str) -> bool:
         try:
@@ -119,8 +121,15 @@ class FilesystemDriver:
     def initiate_upload(self) -> tuple[str, UploadMetadata]:
         session_id = new_session_id()
         path = self._session_path(session_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        try:
+            # Not exist_ok: a fresh id names nothing yet, and an existing entry (a link)
+            # must not be written through.
+            os.mkdir(path.parent)
+        except FileNotFoundError:  # the first session: no _uploads yet
+            files.makedirs_synced(self._uploads, self.root)
+            os.mkdir(path.parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+        os.close(os.open(path, flags, 0o644))
         return session_id, metadata_for(0)
 
     def append_upload(
@@ -128,10 +137,12 @@ class FilesystemDriver:
     ) -> tuple[int, UploadMetadata]:
         path = self._session_path(session_id)
         check_offset(offset, committed_size(metadata))
-        fd = self._open_session(session_id, path, os.O_WRONLY, need=offset)
+        fd, size = self._open_session(session_id, path, os.O_WRONLY, need=offset)
         try:
-            os.ftruncate(fd, offset)
-            os.lseek(fd, offset, os.SEEK_SET)
+            if size != offset:  # bytes of an earlier failed append: discarded
+                os.ftruncate(fd, offset)
+            if offset:
+                os.lseek(fd, offset, os.SEEK_SET)
             try:
                 written = files.write_all(fd, chunks)
             except BaseException:
@@ -144,7 +155,7 @@ class FilesystemDriver:
 
     def upload_size(self, session_id: str, metadata: UploadMetadata) -> int:
         size = committed_size(metadata)
-        os.close(self._open_session(session_id, self._session_path(session_id), need=size))
+        os.close(self._open_session(session_id, self._session_path(session_id), need=size)[0])
         return size
 
     def read_upload(
@@ -152,29 +163,28 @@ class FilesystemDriver:
     ) -> Iterator[bytes]:
         check_read_args(0, None, chunk_size)
         size = committed_size(metadata)
-        fd = self._open_session(session_id, self._session_path(session_id), need=size)
+        fd, _ = self._open_session(session_id, self._session_path(session_id), need=size)
         return files.FileRange(fd, 0, size, chunk_size)
 
     def complete_upload(self, session_id: str, metadata: UploadMetadata, final_key: str) -> None:
         path = self._session_path(session_id)
         size = committed_size(metadata)
-        final_path = self._path(final_key)
-        fd = self._open_session(session_id, path, os.O_WRONLY, need=size)
+        final_path = self._checked_path(final_key)
+        fd, held = self._open_session(session_id, path, os.O_WRONLY, need=size)
+        moved = False
         try:
-            if not self.exists(final_key):
-                os.ftruncate(fd, size)
+            if not _is_file(final_path):  # else the same bytes are there already (dedupe)
+                if held != size:
+                    os.ftruncate(fd, size)
                 os.fsync(fd)
                 files.sync_rename(path, final_path, self.root, sync_source=False)
+                moved = True
         finally:
             os.close(fd)
-        self.cancel_upload(session_id, metadata)
+        self._drop_session(path, data_left=not moved)
 
     def cancel_upload(self, session_id: str, metadata: UploadMetadata) -> None:
-        path = self._session_path(session_id)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            path.parent.rmdir()
+        self._drop_session(self._session_path(session_id), data_left=True)
 
     def list_uploads(self) -> Iterator[tuple[str, float]]:
         try:
@@ -196,21 +206,83 @@ class FilesystemDriver:
     def _path(self, key: str) -> Path:
         return self._contain(self.root / validate_key(key))
 
+    def _checked_path(self, key: str) -> Path:
+        """The path of ``key`` with its directories checked (see the module docstring); the
+        last component is the caller's to open without following links."""
+        relative = validate_key(key)
+        path = self.root / relative
+        self._check_dirs(relative.rpartition("/")[0], path)
+        return path
+
+    def _check_dirs(self, relative: str, path: Path, *, remember: bool = True) -> None:
+        """Every existing directory of ``relative`` (below the root) is a real directory;
+        else ``path`` must resolve inside the root. Missing ones are fine: the driver makes
+        real directories, and opening through a missing one fails."""
+        if not relative or relative in self._safe_dirs:
+            return
+        prefix = ""
+        for part in relative.split("/"):
+            prefix = f"{prefix}/{part}" if prefix else part
+            if prefix in self._safe_dirs:
+                continue
+            try:
+                mode = os.lstat(self.root / prefix).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            if not stat.S_ISDIR(mode):  # a link (or a file): the thorough check decides
+                self._contain(path)
+                return
+            if remember:
+                if len(self._safe_dirs) >= _SAFE_DIRS_CAP:
+                    self._safe_dirs.clear()
+                self._safe_dirs.add(prefix)
+
+    def _open_object(self, key: str) -> tuple[int, int]:
+        path = self._checked_path(key)
+        return self._open(path, os.O_RDONLY, key)
+
+    def _open(self, path: Path, flags: int, missing: str) -> tuple[int, int]:
+        """``(fd, size)`` of a regular file; a link as the last component is followed only
+        when it resolves inside the root. ObjectNotFoundError names ``missing``."""
+        try:
+            try:
+                return files.open_file(path, flags | os.O_NOFOLLOW)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+            return files.open_file(self._contain(path), flags)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFoundError(missing) from None
+
     def _session_path(self, session_id: str) -> Path:
-        return self._contain(self.root / upload_prefix(session_id) / _SESSION_DATA)
+        prefix = upload_prefix(session_id)
+        path = self.root / prefix / _SESSION_DATA
+        # Session directories come and go with every upload: checked, never remembered.
+        self._check_dirs(UPLOADS_DIR, path)
+        self._check_dirs(prefix, path, remember=False)
+        return path
 
     def _open_session(
         self, session_id: str, path: Path, flags: int = os.O_RDONLY, *, need: int
-    ) -> int:
-        """An fd on the session's data, which must hold at least ``need`` bytes."""
-        try:
-            fd, size = files.open_file(path, flags)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ObjectNotFoundError(upload_prefix(session_id)) from None
+    ) -> tuple[int, int]:
+        """``(fd, size)`` of the session's data, which must hold at least ``need`` bytes."""
+        fd, size = self._open(path, flags, upload_prefix(session_id))
         if size < need:
             os.close(fd)
             raise StorageError(f"upload {session_id} holds {size} bytes, expected {need}")
-        return fd
+        return fd, size
+
+    def _drop_session(self, path: Path, *, data_left: bool) -> None:
+        if data_left:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            path.parent.rmdir()
+
+    def _prune(self, directory: Path) -> None:
+        """Removes ``directory`` and its parents while empty; forgets the checked ones."""
+        files.remove_empty_dirs(directory, self.root)
+        self._safe_dirs.clear()
 
     def _walk(self, base: Path) -> Iterator[str]:
         for directory, dirnames, filenames in os.walk(base):
@@ -231,3 +303,11 @@ class FilesystemDriver:
             except (InvalidKeyError, FileNotFoundError, NotADirectoryError):
                 continue
             yield name, modified
+
+
+def _is_file(path: Path) -> bool:
+    """A regular file, not a link: a link in a blob's place is replaced, never trusted."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False

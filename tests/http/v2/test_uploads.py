@@ -8,6 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 from tests.http.v2.helpers import error_codes, sha256
 
+from moorage.http.v2.common import BODY_BLOCK
+
 NAME = "acme/app"
 
 
@@ -57,6 +59,20 @@ def test_streamed_patch_without_lengths(client: TestClient) -> None:
     assert client.patch(location, content=body()).headers["Range"] == f"0-{len(data) - 1}"
     assert client.put(f"{location}?digest={sha256(data)}").status_code == 201
     assert client.get(f"/v2/{NAME}/blobs/{sha256(data)}").content == data
+
+
+@pytest.mark.parametrize("size", [BODY_BLOCK, BODY_BLOCK + 1])
+def test_bodies_up_to_a_block_and_longer(client: TestClient, size: int) -> None:
+    """Up to one block the body is read whole before the worker thread starts; past it,
+    streamed in blocks. Both land the same bytes, monolithic or as a final PUT."""
+    data = bytes(range(251)) * (size // 251) + b"z" * (size % 251)
+    monolithic = client.post(f"/v2/{NAME}/blobs/uploads/?digest={sha256(data)}", content=data)
+    assert monolithic.status_code == 201
+    other = data[::-1]
+    location = start(client)
+    assert client.put(f"{location}?digest={sha256(other)}", content=other).status_code == 201
+    assert client.get(f"/v2/{NAME}/blobs/{sha256(data)}").content == data
+    assert client.get(f"/v2/{NAME}/blobs/{sha256(other)}").content == other
 
 
 def test_final_put_carries_the_last_bytes(client: TestClient) -> None:

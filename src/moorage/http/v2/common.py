@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -62,6 +62,22 @@ async def on_repository(
     if not write and get_context(request).inline_reads:
         return work()
     return await run_in_threadpool(work)
+
+
+async def small_body(request: Request) -> bytes | None:
+    """The whole body, read on the event loop, when ``Content-Length`` announces at most one
+    block (most layers and configs): the worker thread then gets plain bytes instead of
+    calling back into the loop for them, a round trip per block. None otherwise."""
+    length = content_length(request)
+    if length is None or length > BODY_BLOCK:
+        return None
+    return await request.body()
+
+
+async def body_source(request: Request) -> Iterable[bytes]:
+    """The body for a storage write: whole when small, else streamed (``body_blocks``)."""
+    body = await small_body(request)
+    return body_blocks(request) if body is None else [body]
 
 
 def body_blocks(request: Request) -> Iterator[bytes]:

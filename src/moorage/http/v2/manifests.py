@@ -6,7 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from moorage.domain.errors import ManifestTooLargeError
-from moorage.http.v2.common import call, empty, on_repository, repository, services
+from moorage.domain.records import RepositoryReference
+from moorage.http.v2.common import empty, on_repository, services
+from moorage.services.manifests import PushResult
 
 
 def accepted_types(request: Request) -> set[str]:
@@ -46,29 +48,34 @@ async def get_manifest(request: Request) -> Response:
     return Response(body.content, headers=headers)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it grows past ``limit`` (the rest is not read)."""
     parts: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ManifestTooLargeError(f"manifest is larger than {limit} bytes")
+            return None
         parts.append(chunk)
     return b"".join(parts)
 
 
 async def put_manifest(request: Request) -> Response:
-    registry = services(request)
-    repo = await repository(request, write=True)
-    body = await _read_limited(request, registry.manifests.settings.size_limit)
-    result = await call(
-        registry.manifests.push,
-        repo,
-        request.path_params["reference"],
-        body,
-        request.headers.get("content-type"),
-        request.query_params.getlist("tag"),
-    )
+    manifests = services(request).manifests
+    limit = manifests.settings.size_limit
+    # Read on the event loop; checked in the worker thread after the repository, so that
+    # the errors come in the same order as ever, in one thread hop.
+    body = await _read_limited(request, limit)
+    reference = request.path_params["reference"]
+    content_type = request.headers.get("content-type")
+    tags = request.query_params.getlist("tag")
+
+    def push(repo: RepositoryReference) -> PushResult:
+        if body is None:
+            raise ManifestTooLargeError(f"manifest is larger than {limit} bytes")
+        return manifests.push(repo, reference, body, content_type, tags)
+
+    result = await on_repository(request, True, push)
     headers = {
         "Location": f"/v2/{request.path_params['name']}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,

@@ -8,17 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from moorage.domain.errors import MoorageError, UploadRangeError
-from moorage.domain.records import RepositoryReference
+from moorage.domain.records import Blob, RepositoryReference
 from moorage.http.v2.common import (
-    body_blocks,
-    call,
+    body_source,
     content_length,
     empty,
-    repository,
+    on_repository,
     services,
     upload_headers,
 )
-from moorage.services.uploads import UploadService
+from moorage.services.uploads import UploadProgress, UploadService
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -32,18 +31,16 @@ def parse_content_range(header: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-async def _chunk_range(
-    request: Request, uploads: UploadService, repo: RepositoryReference, upload_id: str
+def _chunk_range(
+    header: str | None, uploads: UploadService, repo: RepositoryReference, upload_id: str
 ) -> tuple[int, int] | None:
     """The request's ``Content-Range``. A malformed one is as unusable as an out-of-order
     one: 416, telling the client where the session stands."""
-    header = request.headers.get("content-range")
     if header is None:
         return None
     parsed = parse_content_range(header)
     if parsed is None:
-        status = await call(uploads.status, repo, upload_id)
-        raise UploadRangeError(upload_id, status.size)
+        raise UploadRangeError(upload_id, uploads.status(repo, upload_id).size)
     return parsed
 
 
@@ -51,77 +48,81 @@ def _blob_created(name: str, digest: str) -> Response:
     return empty(201, {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest})
 
 
+# Each endpoint makes one worker-thread hop: the repository is resolved in the same call as
+# the upload work (a hop costs more than a small request's whole database work).
+
+
 async def start_upload(request: Request) -> Response:
     """Session start, single-request upload (``?digest=``) or cross-repository mount."""
     registry = services(request)
-    repo = await repository(request, write=True)
     name = request.path_params["name"]
     query = request.query_params
     digest = query.get("digest")
     if digest:
-        blob = await call(
-            registry.uploads.upload_whole,
-            repo,
-            digest,
-            body_blocks(request),
-            content_length(request),
+        body = await body_source(request)
+        blob = await on_repository(
+            request, True, registry.uploads.upload_whole, digest, body, content_length(request)
         )
         return _blob_created(name, blob.digest or digest)
     mount, source_name = query.get("mount"), query.get("from")
-    if mount and source_name:
-        try:
-            source = await call(registry.repositories.for_read, source_name)
-            mounted = await call(registry.blobs.mount, repo, mount, source)
-        except MoorageError:
-            mounted = None  # never fail a mount: fall back to a normal upload
-        if mounted is not None:
-            return _blob_created(name, mount)
-    progress = await call(registry.uploads.start, repo)
-    return empty(202, upload_headers(name, progress.upload_id, progress.size))
+
+    def start(repo: RepositoryReference) -> Response:
+        if mount and source_name:
+            try:
+                source = registry.repositories.for_read(source_name)
+                mounted = registry.blobs.mount(repo, mount, source)
+            except MoorageError:
+                mounted = None  # never fail a mount: fall back to a normal upload
+            if mounted is not None:
+                return _blob_created(name, mount)
+        progress = registry.uploads.start(repo)
+        return empty(202, upload_headers(name, progress.upload_id, progress.size))
+
+    return await on_repository(request, True, start)
 
 
 async def upload_status(request: Request) -> Response:
-    repo = await repository(request, write=True)
     upload_id = request.path_params["upload_id"]
-    progress = await call(services(request).uploads.status, repo, upload_id)
+    progress = await on_repository(request, True, services(request).uploads.status, upload_id)
     return empty(204, upload_headers(request.path_params["name"], upload_id, progress.size))
 
 
 async def patch_upload(request: Request) -> Response:
-    registry = services(request)
-    repo = await repository(request, write=True)
+    uploads = services(request).uploads
     upload_id = request.path_params["upload_id"]
-    content_range = await _chunk_range(request, registry.uploads, repo, upload_id)
-    progress = await call(
-        registry.uploads.append,
-        repo,
-        upload_id,
-        body_blocks(request),
-        content_range=content_range,
-        content_length=content_length(request),
-    )
+    header = request.headers.get("content-range")
+    length = content_length(request)
+    body = await body_source(request)
+
+    def append(repo: RepositoryReference) -> UploadProgress:
+        content_range = _chunk_range(header, uploads, repo, upload_id)
+        return uploads.append(
+            repo, upload_id, body, content_range=content_range, content_length=length
+        )
+
+    progress = await on_repository(request, True, append)
     return empty(202, upload_headers(request.path_params["name"], upload_id, progress.size))
 
 
 async def finish_upload(request: Request) -> Response:
-    registry = services(request)
-    repo = await repository(request, write=True)
+    uploads = services(request).uploads
     upload_id = request.path_params["upload_id"]
-    content_range = await _chunk_range(request, registry.uploads, repo, upload_id)
+    header = request.headers.get("content-range")
     digest = request.query_params.get("digest")
-    blob = await call(
-        registry.uploads.finish,
-        repo,
-        upload_id,
-        digest,
-        body_blocks(request),
-        content_range=content_range,
-        content_length=content_length(request),
-    )
+    length = content_length(request)
+    body = await body_source(request)
+
+    def finish(repo: RepositoryReference) -> Blob:
+        content_range = _chunk_range(header, uploads, repo, upload_id)
+        return uploads.finish(
+            repo, upload_id, digest, body, content_range=content_range, content_length=length
+        )
+
+    blob = await on_repository(request, True, finish)
     return _blob_created(request.path_params["name"], blob.digest or str(digest))
 
 
 async def cancel_upload(request: Request) -> Response:
-    repo = await repository(request, write=True)
-    await call(services(request).uploads.cancel, repo, request.path_params["upload_id"])
+    upload_id = request.path_params["upload_id"]
+    await on_repository(request, True, services(request).uploads.cancel, upload_id)
     return empty(204)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, and_, or_, select
+from sqlalchemy import Connection, Row, Table, and_, bindparam, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from moorage.db import tables as t
@@ -43,31 +43,48 @@ def alive_clause(now_ms: int) -> ColumnElement[bool]:
     )
 
 
+_IGNORING: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def ignoring_conflict(
+    conn: Connection,
+    table: Table,
+    conflict_columns: Sequence[str],
+    returning: Sequence[str] = (),
+) -> Any:
+    """``INSERT ... ON CONFLICT (columns) DO NOTHING [RETURNING ...]`` for the connection's
+    backend, values passed at execution. Built once per backend and kept: building a
+    dialect insert costs more than running it on SQLite. With ``returning``, a row comes
+    back only when this statement inserted one."""
+    key = (conn.dialect.name, table.name, tuple(conflict_columns), tuple(returning))
+    statement = _IGNORING.get(key)
+    if statement is None:
+        # Only the engine's own dialect is imported (the engine loaded it already):
+        # PostgreSQL's would add ~2 MB to every SQLite server process.
+        if key[0] == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            statement = postgresql_insert(table).on_conflict_do_nothing(
+                index_elements=list(conflict_columns)
+            )
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(table).on_conflict_do_nothing(
+                index_elements=list(conflict_columns)
+            )
+        if returning:
+            statement = statement.returning(*(table.c[name] for name in returning))
+        _IGNORING[key] = statement
+    return statement
+
+
 def insert_ignoring_conflict(
-    conn: Connection, table: Any, values: dict[str, Any], conflict_columns: Sequence[str]
-) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on either backend (first writer wins)."""
-    # Only the engine's own dialect is imported (already loaded by the engine): PostgreSQL's
-    # would add ~2 MB to every SQLite server process.
-    index_elements = list(conflict_columns)
-    stmt: Insert
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        stmt = (
-            postgresql_insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=index_elements)
-        )
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = (
-            sqlite_insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=index_elements)
-        )
-    conn.execute(stmt)
+    conn: Connection, table: Table, values: dict[str, Any], conflict_columns: Sequence[str]
+) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on either backend (first writer wins); True when
+    this call inserted the row."""
+    return bool(conn.execute(ignoring_conflict(conn, table, conflict_columns), values).rowcount)
 
 
 class SqlModelBase:
@@ -98,40 +115,31 @@ class SqlModelBase:
             return cached
         if name not in self.locations:
             raise UnknownLocationError(f"unknown storage location: {name!r}")
-        insert_ignoring_conflict(conn, t.storage_location, {"name": name}, ["name"])
-        found = conn.execute(
-            select(t.storage_location.c.id).where(t.storage_location.c.name == name)
-        ).scalar_one()
-        self._location_ids[name] = int(found)
-        return int(found)
+        created = insert_ignoring_conflict(conn, t.storage_location, {"name": name}, ["name"])
+        found = int(conn.execute(_LOCATION_BY_NAME, {"name": name}).scalar_one())
+        if not created:  # a row this transaction made could still roll back: cache it later
+            self._location_ids[name] = found
+        return found
 
     # -- locks -------------------------------------------------------------------------
 
     def lock_repository(self, conn: Connection, repository_id: int) -> bool:
         """Serialize tag writers of one repository (PostgreSQL row lock; SQLite's write
         transactions are already exclusive). False if the repository is gone."""
-        query = select(t.repository.c.id).where(t.repository.c.id == repository_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(key_share=True)
-        return conn.execute(query).first() is not None
+        query = _LOCK_REPOSITORY if conn.dialect.name == "postgresql" else _REPOSITORY_ID
+        return conn.execute(query, {"repository_id": repository_id}).first() is not None
 
     # -- reading records ---------------------------------------------------------------
 
     def repository_ref(self, conn: Connection, repository_id: int) -> RepositoryReference | None:
-        row = conn.execute(repository_query().where(t.repository.c.id == repository_id)).first()
+        row = conn.execute(_REPOSITORY_BY_ID, {"repository_id": repository_id}).first()
         return None if row is None else repository_from_row(row)
 
     def placements_of(self, conn: Connection, blob_ids: Sequence[int]) -> dict[int, list[str]]:
         if not blob_ids:
             return {}
-        rows = conn.execute(
-            select(t.blob_placement.c.blob_id, t.storage_location.c.name)
-            .join(t.storage_location)
-            .where(t.blob_placement.c.blob_id.in_(list(blob_ids)))
-            .order_by(t.storage_location.c.name)
-        )
         found: dict[int, list[str]] = {}
-        for blob_id, name in rows:
+        for blob_id, name in conn.execute(_PLACEMENTS, {"blob_ids": list(blob_ids)}):
             found.setdefault(int(blob_id), []).append(str(name))
         return found
 
@@ -154,6 +162,21 @@ def repository_query() -> Any:
         t.namespace.c.billing_id,
         t.namespace.c.enabled.label("namespace_enabled"),
     ).join(t.namespace, t.namespace.c.id == t.repository.c.namespace_id)
+
+
+# Built once with bind parameters (building a statement costs more than running it).
+_REPOSITORY_BY_ID = repository_query().where(t.repository.c.id == bindparam("repository_id"))
+_REPOSITORY_ID = select(t.repository.c.id).where(t.repository.c.id == bindparam("repository_id"))
+_LOCK_REPOSITORY = _REPOSITORY_ID.with_for_update(key_share=True)
+_LOCATION_BY_NAME = select(t.storage_location.c.id).where(
+    t.storage_location.c.name == bindparam("name")
+)
+_PLACEMENTS = (
+    select(t.blob_placement.c.blob_id, t.storage_location.c.name)
+    .join(t.storage_location)
+    .where(t.blob_placement.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
+    .order_by(t.storage_location.c.name)
+)
 
 
 def repository_from_row(row: Row[Any]) -> RepositoryReference:

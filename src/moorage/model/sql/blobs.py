@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from moorage.db import tables as t
 from moorage.domain.records import Blob, RepositoryReference, TorrentInfo
-from moorage.model.sql.base import SqlModelBase, blob_from_row, insert_ignoring_conflict
+from moorage.model.sql.base import (
+    SqlModelBase,
+    blob_from_row,
+    ignoring_conflict,
+    insert_ignoring_conflict,
+)
 from moorage.model.sql.manifest_rows import visible_blob_query
 
 # The locations holding one blob, by name (the order placements are reported in).
@@ -18,6 +23,26 @@ _PLACEMENT_NAMES = (
     .where(t.blob_placement.c.blob_id == bindparam("blob_id"))
     .order_by(t.storage_location.c.name)
 )
+
+_TORRENT_INFO = select(t.torrent_info.c.piece_length, t.torrent_info.c.pieces).where(
+    t.torrent_info.c.blob_id == bindparam("blob_id"),
+    t.torrent_info.c.piece_length == bindparam("piece_length"),
+)
+
+
+def record_torrent_info(conn: Connection, blob_id: int, info: TorrentInfo) -> TorrentInfo:
+    """Records torrent info unless the blob has some for this piece length already; returns
+    what is recorded (the first write wins)."""
+    if info.piece_length <= 0:
+        raise ValueError("piece_length must be positive")
+    values = {"blob_id": blob_id, "piece_length": info.piece_length, "pieces": info.pieces}
+    statement = ignoring_conflict(
+        conn, t.torrent_info, ["blob_id", "piece_length"], ["piece_length", "pieces"]
+    )
+    row = conn.execute(statement, values).first()
+    if row is None:  # recorded before
+        row = conn.execute(_TORRENT_INFO, values).one()
+    return TorrentInfo(row.piece_length, bytes(row.pieces))
 
 
 class BlobMixin(SqlModelBase):
@@ -102,19 +127,8 @@ class BlobMixin(SqlModelBase):
         return None if row is None else TorrentInfo(row.piece_length, bytes(row.pieces))
 
     def set_torrent_info(self, blob: Blob, piece_length: int, pieces: bytes) -> TorrentInfo:
+        info = TorrentInfo(piece_length, pieces)
         if piece_length <= 0:
             raise ValueError("piece_length must be positive")
         with self.database.write() as conn:
-            insert_ignoring_conflict(
-                conn,
-                t.torrent_info,
-                {"blob_id": blob.id, "piece_length": piece_length, "pieces": pieces},
-                ["blob_id", "piece_length"],
-            )
-            row = conn.execute(
-                select(t.torrent_info.c.piece_length, t.torrent_info.c.pieces).where(
-                    t.torrent_info.c.blob_id == blob.id,
-                    t.torrent_info.c.piece_length == piece_length,
-                )
-            ).one()
-        return TorrentInfo(row.piece_length, bytes(row.pieces))
+            return record_torrent_info(conn, blob.id, info)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from moorage.db import tables as t
 from moorage.domain.errors import BlobUnknownError, DataModelError
@@ -28,7 +30,60 @@ from moorage.model.sql.legacy_rows import (
     rows_of_repository,
     with_parents,
 )
-from moorage.model.sql.manifest_rows import visible_blob
+from moorage.model.sql.manifest_rows import IN_BATCH, visible_blobs
+
+# What the chain builder needs of an image row, returned by the insert (no read back).
+_CHAIN_COLUMNS = (
+    t.legacy_image.c.id,
+    t.legacy_image.c.docker_image_id,
+    t.legacy_image.c.blob_id,
+    t.legacy_image.c.parent_id,
+    t.legacy_image.c.ancestors,
+    t.legacy_image.c.aggregate_size,
+    t.legacy_image.c.v1_pushed,
+)
+_INSERT_IMAGES = t.legacy_image.insert().returning(
+    t.legacy_image.c.id, sort_by_parameter_order=True
+)
+_LINK_PARENT = (
+    update(t.legacy_image)
+    .where(t.legacy_image.c.id == bindparam("image_pk"))
+    .values(parent_id=bindparam("parent_pk"), ancestors=bindparam("ancestors"))
+)
+_IMAGES_BY_DOCKER_ID = select(*_CHAIN_COLUMNS).where(
+    t.legacy_image.c.repository_id == bindparam("repository_id"),
+    t.legacy_image.c.docker_image_id.in_(bindparam("docker_ids", expanding=True)),
+)
+_MARK_V1_PUSHED = (
+    update(t.legacy_image)
+    .where(t.legacy_image.c.id == bindparam("image_pk"))
+    .values(v1_pushed=True)
+)
+
+
+def existing_images(
+    conn: Connection, repository_id: int, docker_ids: Iterable[str]
+) -> dict[str, Any]:
+    """Image rows of the repository by docker image id (those that exist)."""
+    wanted = sorted(set(docker_ids))
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), IN_BATCH):
+        params = {"repository_id": repository_id, "docker_ids": wanted[start : start + IN_BATCH]}
+        for row in conn.execute(_IMAGES_BY_DOCKER_ID, params):
+            found[row.docker_image_id] = row
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What create_chain learnt before inserting: the chain, its rewritten ids, the
+    visible blobs and the existing images by docker id."""
+
+    chain: Sequence[V1Entry]
+    rewritten_ids: list[str]
+    blobs: Mapping[str, Any]
+    images: Mapping[str, Any]
+    v1_pushed: bool
 
 
 def _rewrite_json(v1_json: str, image_id: str, parent: str | None) -> str:
@@ -55,81 +110,117 @@ class LegacyImageMixin(SqlModelBase):
         now_ms: int,
         *,
         v1_pushed: bool = False,
+        blobs: Mapping[str, Any] | None = None,
     ) -> int:
-        """Stores the chain (base → leaf) and returns the leaf's row id.
+        """Stores the chain (base → leaf) and returns the leaf's row id. ``blobs``: rows of
+        visible blobs by digest the caller has already read (the rest are looked up).
 
         An id already used in the repository for other content (another layer or parent)
         is rewritten, as Quay does, from the first conflict on: the new id is the running
         SHA-256 over ``blobSum@v1Compatibility|`` of every entry from the base up."""
         if not chain:
             raise DataModelError("a legacy image chain needs at least one image")
+        known = dict(blobs or {})
+        missing = {entry.blob_digest for entry in chain} - known.keys()
+        if missing:
+            known.update(visible_blobs(conn, repository_id, missing, now_ms))
         running = hashlib.sha256()
-        rewriting = False
-        parent_row: Any = None
+        rewritten_ids = []
         for entry in chain:
             running.update(f"{entry.blob_digest}@{entry.v1_json}|".encode())
-            blob = visible_blob(conn, repository_id, entry.blob_digest, now_ms)
+            rewritten_ids.append(running.hexdigest())
+        # Every image the loop may meet, in one query; rows it inserts are added as it goes.
+        images = existing_images(
+            conn, repository_id, {entry.id for entry in chain} | set(rewritten_ids)
+        )
+        rewriting = False
+        parent_row: Any = None
+        for index, (entry, rewritten_id) in enumerate(zip(chain, rewritten_ids, strict=True)):
+            blob = known.get(entry.blob_digest)
             if blob is None:
                 raise BlobUnknownError(entry.blob_digest)
-            image_id = running.hexdigest() if rewriting else entry.id
-            existing = conn.execute(
-                select(t.legacy_image).where(
-                    t.legacy_image.c.repository_id == repository_id,
-                    t.legacy_image.c.docker_image_id == image_id,
-                )
-            ).first()
+            image_id = rewritten_id if rewriting else entry.id
+            existing = images.get(image_id)
             parent_id = None if parent_row is None else parent_row.id
-            if existing is not None and (
-                existing.blob_id != blob.id or existing.parent_id != parent_id
-            ):
-                rewriting, image_id = True, running.hexdigest()
-                existing = None
-            if existing is None:
-                existing = self._insert_image(
-                    conn, repository_id, entry, image_id, blob, parent_row, rewriting, v1_pushed
+            if existing is None or existing.blob_id != blob.id or existing.parent_id != parent_id:
+                if existing is not None:
+                    rewriting, image_id = True, rewritten_id
+                return self._insert_images(
+                    conn,
+                    repository_id,
+                    _Plan(chain, rewritten_ids, known, images, v1_pushed),
+                    index,
+                    image_id,
+                    rewriting,
+                    parent_row,
                 )
-            elif v1_pushed and not existing.v1_pushed:
-                conn.execute(
-                    update(t.legacy_image)
-                    .where(t.legacy_image.c.id == existing.id)
-                    .values(v1_pushed=True)
-                )
+            if v1_pushed and not existing.v1_pushed:
+                conn.execute(_MARK_V1_PUSHED, {"image_pk": existing.id})
             parent_row = existing
         return int(parent_row.id)
 
-    def _insert_image(
+    def _insert_images(
         self,
         conn: Connection,
         repository_id: int,
-        entry: V1Entry,
-        image_id: str,
-        blob: Any,
-        parent: Any,
-        rewritten: bool,
-        v1_pushed: bool,
-    ) -> Any:
-        parent_docker_id = None if parent is None else parent.docker_image_id
-        size = blob.compressed_size or 0
-        values = {
-            "repository_id": repository_id,
-            "docker_image_id": image_id,
-            "blob_id": blob.id,
-            "parent_id": None if parent is None else parent.id,
-            "ancestors": "/" if parent is None else f"{parent.ancestors}{parent.id}/",
-            "created": entry.created,
-            "comment": entry.comment,
-            "command": entry.command,
-            "author": entry.author,
-            "v1_json_metadata": (
-                _rewrite_json(entry.v1_json, image_id, parent_docker_id)
-                if rewritten
-                else entry.v1_json
-            ),
-            "aggregate_size": size + (0 if parent is None else parent.aggregate_size or 0),
-            "v1_pushed": v1_pushed,
-        }
-        new_id = conn.execute(t.legacy_image.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
-        return conn.execute(select(t.legacy_image).where(t.legacy_image.c.id == new_id)).one()
+        plan: _Plan,
+        first: int,
+        first_id: str,
+        rewriting: bool,
+        reused: Any,
+    ) -> int:
+        """Inserts the rest of the chain from ``first`` (whose id is decided) on, under
+        ``reused`` (the last existing image, or None): one multi-row insert, then one
+        executemany for the parent links, which need the new row ids.
+
+        The choice of each id is the one-by-one rule of ``create_chain``: an id in use is a
+        conflict, because no existing image can have a just-inserted one as its parent."""
+        planned: list[dict[str, Any]] = []
+        taken = set(plan.images)
+        parent_docker_id = None if reused is None else reused.docker_image_id
+        parent_size = 0 if reused is None else reused.aggregate_size or 0
+        for index in range(first, len(plan.chain)):
+            entry, rewritten_id = plan.chain[index], plan.rewritten_ids[index]
+            blob = plan.blobs.get(entry.blob_digest)
+            if blob is None:
+                raise BlobUnknownError(entry.blob_digest)
+            image_id = first_id
+            if index != first:
+                image_id = rewritten_id if rewriting else entry.id
+                if image_id in taken:
+                    rewriting, image_id = True, rewritten_id
+            taken.add(image_id)
+            size = (blob.compressed_size or 0) + parent_size
+            planned.append(
+                {
+                    "repository_id": repository_id,
+                    "docker_image_id": image_id,
+                    "blob_id": blob.id,
+                    "parent_id": None if reused is None else reused.id,
+                    "ancestors": "/" if reused is None else f"{reused.ancestors}{reused.id}/",
+                    "created": entry.created,
+                    "comment": entry.comment,
+                    "command": entry.command,
+                    "author": entry.author,
+                    "v1_json_metadata": (
+                        _rewrite_json(entry.v1_json, image_id, parent_docker_id)
+                        if rewriting
+                        else entry.v1_json
+                    ),
+                    "aggregate_size": size,
+                    "v1_pushed": plan.v1_pushed,
+                }
+            )
+            parent_docker_id, parent_size = image_id, size
+        ids = [int(row.id) for row in conn.execute(_INSERT_IMAGES, planned)]
+        links = []
+        ancestors = planned[0]["ancestors"]
+        for previous, image_pk in itertools.pairwise(ids):
+            ancestors = f"{ancestors}{previous}/"
+            links.append({"image_pk": image_pk, "parent_pk": previous, "ancestors": ancestors})
+        if links:
+            conn.execute(_LINK_PARENT, links)
+        return ids[-1]
 
     def create_legacy_images(
         self, repository_ref: RepositoryReference, chain: Sequence[V1Entry]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from moorage.db import tables as t
 from moorage.domain.records import LegacyImage
+from moorage.model.sql.manifest_rows import IN_BATCH
 
 
 def ancestor_ids(ancestors: str) -> list[int]:
@@ -41,12 +42,16 @@ def _bare(row: Row[Any], **extra: Any) -> LegacyImage:
     )
 
 
+_ROWS_BY_ID = _query().where(t.legacy_image.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def load_rows(conn: Connection, ids: Iterable[int]) -> dict[int, Row[Any]]:
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    rows = conn.execute(_query().where(t.legacy_image.c.id.in_(wanted)))
-    return {row.id: row for row in rows}
+    wanted = sorted(set(ids))
+    found: dict[int, Row[Any]] = {}
+    for start in range(0, len(wanted), IN_BATCH):
+        rows = conn.execute(_ROWS_BY_ID, {"ids": wanted[start : start + IN_BATCH]})
+        found.update((row.id, row) for row in rows)
+    return found
 
 
 def rows_of_repository(conn: Connection, repository_id: int) -> dict[int, Row[Any]]:

@@ -18,7 +18,7 @@ from moorage.domain.records import (
 )
 from moorage.model.sql.base import new_uuid
 from moorage.model.sql.legacy import LegacyImageMixin
-from moorage.model.sql.manifest_rows import manifest_from_row, visible_blob
+from moorage.model.sql.manifest_rows import IN_BATCH, manifest_from_row, visible_blobs
 
 TEMP_TAG_PREFIX = "$temp-"
 
@@ -53,6 +53,18 @@ _ANY_MANIFEST = select(t.manifest).where(
     t.manifest.c.repository_id == bindparam("repository_id"),
     t.manifest.c.digest == bindparam("digest"),
 )
+_MANIFEST_IDS = select(t.manifest.c.id, t.manifest.c.digest).where(
+    t.manifest.c.repository_id == bindparam("repository_id"),
+    t.manifest.c.digest.in_(bindparam("digests", expanding=True)),
+)
+_UNDELETE_MANIFEST = (
+    update(t.manifest).where(t.manifest.c.id == bindparam("manifest_pk")).values(deleted_at_ms=None)
+)
+_INSERT_MANIFEST = t.manifest.insert().returning(*t.manifest.columns)
+_LINK_BLOB = t.manifest_blob.insert()
+_LINK_CHILD = t.manifest_child.insert()
+_LINK_LEGACY_IMAGE = t.manifest_legacy_image.insert()
+_INSERT_TAG = t.tag.insert()
 
 
 class ManifestMixin(LegacyImageMixin):
@@ -93,13 +105,22 @@ class ManifestMixin(LegacyImageMixin):
         legacy_chain: Sequence[V1Entry] | None = None,
         temp_tag_expiration_s: int | None = None,
         digest_algorithm: str = "sha256",
+        parsed: ParsedManifest | None = None,
     ) -> Manifest:
         """Stores a manifest with its blob links, children and legacy image chain.
 
         Every referenced blob must be visible in the repository (BlobUnknownError) and
         every child of a list stored in it (ManifestUnknownError). A temp tag keeps an
-        untagged manifest (e.g. a list child pushed by digest) alive for a while."""
-        parsed = parse_manifest(manifest_bytes, media_type, digest_algorithm)
+        untagged manifest (e.g. a list child pushed by digest) alive for a while.
+        ``parsed``: the caller's own parse of these bytes, used instead of parsing them
+        again when it matches them, the media type and the digest algorithm."""
+        if (
+            parsed is None
+            or parsed.raw != manifest_bytes
+            or parsed.media_type != media_type
+            or not parsed.digest.startswith(f"{digest_algorithm}:")
+        ):
+            parsed = parse_manifest(manifest_bytes, media_type, digest_algorithm)
         if parsed.schema1 is not None:
             legacy_chain = parsed.schema1.entries
         try:
@@ -122,18 +143,12 @@ class ManifestMixin(LegacyImageMixin):
     ) -> Manifest:
         with self.database.write() as conn:
             now_ms = self.now_ms()
-            row = conn.execute(
-                select(t.manifest).where(
-                    t.manifest.c.repository_id == repository_ref.id,
-                    t.manifest.c.digest == parsed.digest,
-                )
-            ).first()
+            params = {"repository_id": repository_ref.id, "digest": parsed.digest}
+            row = conn.execute(_ANY_MANIFEST, params).first()
             if row is None:
                 row = self._insert_manifest(conn, repository_ref.id, parsed, legacy_chain, now_ms)
             elif row.deleted_at_ms is not None:  # pushed again after a delete
-                conn.execute(
-                    update(t.manifest).where(t.manifest.c.id == row.id).values(deleted_at_ms=None)
-                )
+                conn.execute(_UNDELETE_MANIFEST, {"manifest_pk": row.id})
             if temp_tag_expiration_s is not None:
                 self.add_temp_tag(conn, repository_ref.id, row.id, now_ms, temp_tag_expiration_s)
             return manifest_from_row(row)
@@ -142,15 +157,16 @@ class ManifestMixin(LegacyImageMixin):
         self, conn: Connection, repository_id: int, manifest_id: int, now_ms: int, seconds: int
     ) -> None:
         conn.execute(
-            t.tag.insert().values(
-                repository_id=repository_id,
-                name=TEMP_TAG_PREFIX + new_uuid(),
-                manifest_id=manifest_id,
-                lifetime_start_ms=now_ms,
-                lifetime_end_ms=now_ms + seconds * 1000,
-                hidden=True,
-                reversion=False,
-            )
+            _INSERT_TAG,
+            {
+                "repository_id": repository_id,
+                "name": TEMP_TAG_PREFIX + new_uuid(),
+                "manifest_id": manifest_id,
+                "lifetime_start_ms": now_ms,
+                "lifetime_end_ms": now_ms + seconds * 1000,
+                "hidden": True,
+                "reversion": False,
+            },
         )
 
     def _insert_manifest(
@@ -161,58 +177,50 @@ class ManifestMixin(LegacyImageMixin):
         legacy_chain: Sequence[V1Entry] | None,
         now_ms: int,
     ) -> Any:
-        blob_ids = []
-        for digest in parsed.local_blob_digests:
-            blob = visible_blob(conn, repository_id, digest, now_ms)
-            if blob is None:
+        """The manifest row with its links and legacy chain; a query per kind of row, not
+        per layer."""
+        local = parsed.local_blob_digests
+        blobs = visible_blobs(conn, repository_id, local, now_ms)
+        for digest in local:
+            if digest not in blobs:
                 raise BlobUnknownError(digest)
-            blob_ids.append(blob.id)
-        child_ids = []
+        children: dict[str, int] = {}
+        wanted = sorted({child.digest for child in parsed.children})
+        for start in range(0, len(wanted), IN_BATCH):
+            params = {"repository_id": repository_id, "digests": wanted[start : start + IN_BATCH]}
+            children.update((row.digest, row.id) for row in conn.execute(_MANIFEST_IDS, params))
         for child in parsed.children:
-            child_id = conn.execute(
-                select(t.manifest.c.id).where(
-                    t.manifest.c.repository_id == repository_id,
-                    t.manifest.c.digest == child.digest,
-                )
-            ).scalar()
-            if child_id is None:
+            if child.digest not in children:
                 raise ManifestUnknownError(child.digest)
-            child_ids.append(child_id)
-        manifest_id = conn.execute(
-            t.manifest.insert().values(
-                repository_id=repository_id,
-                digest=parsed.digest,
-                media_type=parsed.media_type,
-                manifest_bytes=parsed.raw,
-                config_media_type=None if parsed.config is None else parsed.config.media_type,
-                artifact_type=parsed.artifact_type,
-                subject_digest=None if parsed.subject is None else parsed.subject.digest,
-                layers_compressed_size=sum(max(layer.size, 0) for layer in parsed.layers),
-                created=datetime.now(UTC),
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
-        for blob_id in dict.fromkeys(blob_ids):
+        row = conn.execute(
+            _INSERT_MANIFEST,
+            {
+                "repository_id": repository_id,
+                "digest": parsed.digest,
+                "media_type": parsed.media_type,
+                "manifest_bytes": parsed.raw,
+                "config_media_type": None if parsed.config is None else parsed.config.media_type,
+                "artifact_type": parsed.artifact_type,
+                "subject_digest": None if parsed.subject is None else parsed.subject.digest,
+                "layers_compressed_size": sum(max(layer.size, 0) for layer in parsed.layers),
+                "created": datetime.now(UTC),
+            },
+        ).one()
+        link = {"repository_id": repository_id, "manifest_id": row.id}
+        blob_ids = dict.fromkeys(blobs[digest].id for digest in local)
+        if blob_ids:
+            conn.execute(_LINK_BLOB, [{**link, "blob_id": blob_id} for blob_id in blob_ids])
+        child_ids = dict.fromkeys(children[child.digest] for child in parsed.children)
+        if child_ids:
             conn.execute(
-                t.manifest_blob.insert().values(
-                    repository_id=repository_id, manifest_id=manifest_id, blob_id=blob_id
-                )
-            )
-        for child_id in dict.fromkeys(child_ids):
-            conn.execute(
-                t.manifest_child.insert().values(
-                    repository_id=repository_id, manifest_id=manifest_id, child_manifest_id=child_id
-                )
+                _LINK_CHILD, [{**link, "child_manifest_id": child_id} for child_id in child_ids]
             )
         remote = {layer.digest for layer in parsed.layers if layer.is_remote}
         # A V1 chain cannot stand for foreign (remote) layers: such images get none.
         if legacy_chain and not any(entry.blob_digest in remote for entry in legacy_chain):
-            leaf_id = self.create_chain(conn, repository_id, legacy_chain, now_ms)
-            conn.execute(
-                t.manifest_legacy_image.insert().values(
-                    repository_id=repository_id, manifest_id=manifest_id, legacy_image_id=leaf_id
-                )
-            )
-        return conn.execute(select(t.manifest).where(t.manifest.c.id == manifest_id)).one()
+            leaf_id = self.create_chain(conn, repository_id, legacy_chain, now_ms, blobs=blobs)
+            conn.execute(_LINK_LEGACY_IMAGE, {**link, "legacy_image_id": leaf_id})
+        return row
 
     def delete_manifest(self, repository_ref: RepositoryReference, manifest: Manifest) -> bool:
         """Ends every alive tag on the manifest (hidden ones too) and marks it deleted: it

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
@@ -25,6 +25,51 @@ from moorage.model.sql.legacy_rows import load_images
 
 EXPIRATION_MINIMUM_S = 3600
 EXPIRATION_MAXIMUM_S = 104 * 7 * 86400
+
+# The tag write path, built once with bind parameters (every manifest push moves a tag).
+_ALIVE_ROW = select(t.tag.c.id, t.tag.c.lifetime_end_ms, t.tag.c.lifetime_start_ms).where(
+    t.tag.c.repository_id == bindparam("repository_id"),
+    t.tag.c.name == bindparam("name"),
+    t.tag.c.hidden.is_(False),
+    (t.tag.c.lifetime_end_ms.is_(None)) | (t.tag.c.lifetime_end_ms > bindparam("now_ms")),
+)
+_CLOSE_OPEN = (
+    update(t.tag)
+    .where(t.tag.c.id == bindparam("tag_pk"), t.tag.c.lifetime_end_ms.is_(None))
+    .values(lifetime_end_ms=bindparam("end_ms"))
+)
+_CLOSE_ENDING = (
+    update(t.tag)
+    .where(t.tag.c.id == bindparam("tag_pk"), t.tag.c.lifetime_end_ms == bindparam("expected"))
+    .values(lifetime_end_ms=bindparam("end_ms"))
+)
+_MANIFEST_TARGET = (
+    select(t.manifest.c.id, t.manifest.c.digest, t.manifest_legacy_image.c.legacy_image_id)
+    .outerjoin(t.manifest_legacy_image)
+    .where(
+        t.manifest.c.id == bindparam("target_pk"),
+        t.manifest.c.repository_id == bindparam("repository_id"),
+    )
+)
+_IMAGE_TARGET = select(t.legacy_image.c.id).where(
+    t.legacy_image.c.id == bindparam("target_pk"),
+    t.legacy_image.c.repository_id == bindparam("repository_id"),
+)
+_WINDOW_S = (
+    select(t.namespace.c.removed_tag_expiration_s)
+    .join(t.repository, t.repository.c.namespace_id == t.namespace.c.id)
+    .where(t.repository.c.id == bindparam("repository_id"))
+)
+_EXPIRES_AFTER_VALUES = (
+    select(t.label.c.value)
+    .join(t.manifest_label, t.manifest_label.c.label_id == t.label.c.id)
+    .where(
+        t.manifest_label.c.manifest_id == bindparam("manifest_id"),
+        t.label.c.key == EXPIRES_AFTER_KEY,
+    )
+    .order_by(t.label.c.id.desc())
+)
+_INSERT_TAG = t.tag.insert().returning(t.tag.c.id)
 
 
 class TagMixin(SqlModelBase):
@@ -84,11 +129,7 @@ class TagMixin(SqlModelBase):
             return self._tags(conn, repository_ref, rows, include_legacy_images)
 
     def _window_start_ms(self, conn: Connection, repository_id: int, now_ms: int) -> int:
-        window_s = conn.execute(
-            select(t.namespace.c.removed_tag_expiration_s)
-            .join(t.repository, t.repository.c.namespace_id == t.namespace.c.id)
-            .where(t.repository.c.id == repository_id)
-        ).scalar()
+        window_s = conn.execute(_WINDOW_S, {"repository_id": repository_id}).scalar()
         return now_ms - int(window_s or 0) * 1000
 
     def list_repository_tag_history(
@@ -157,53 +198,39 @@ class TagMixin(SqlModelBase):
     # -- writing -------------------------------------------------------------------------
 
     def _alive_row(self, conn: Connection, repository_id: int, name: str, now_ms: int) -> Any:
-        return conn.execute(
-            select(t.tag.c.id, t.tag.c.lifetime_end_ms, t.tag.c.lifetime_start_ms).where(
-                t.tag.c.repository_id == repository_id,
-                t.tag.c.name == name,
-                alive_clause(now_ms),
-            )
-        ).first()
+        params = {"repository_id": repository_id, "name": name, "now_ms": now_ms}
+        return conn.execute(_ALIVE_ROW, params).first()
 
     def _close(self, conn: Connection, tag_id: int, expected_end: int | None, now_ms: int) -> bool:
         """Compare-and-set the end of one version; False when it changed under us."""
-        condition = (
-            t.tag.c.lifetime_end_ms.is_(None)
-            if expected_end is None
-            else t.tag.c.lifetime_end_ms == expected_end
-        )
-        result = conn.execute(
-            update(t.tag).where(t.tag.c.id == tag_id, condition).values(lifetime_end_ms=now_ms)
-        )
+        if expected_end is None:
+            result = conn.execute(_CLOSE_OPEN, {"tag_pk": tag_id, "end_ms": now_ms})
+        else:
+            params = {"tag_pk": tag_id, "expected": expected_end, "end_ms": now_ms}
+            result = conn.execute(_CLOSE_ENDING, params)
         return result.rowcount == 1
 
     def _resolve_target(
         self, conn: Connection, repository_id: int, target: Manifest | LegacyImage
-    ) -> tuple[int | None, int | None] | None:
-        """(manifest id, legacy image id) of a target that belongs to the repository."""
+    ) -> tuple[int | None, int | None, str | None] | None:
+        """(manifest id, legacy image id, manifest digest) of a target that belongs to the
+        repository."""
+        params = {"target_pk": target.id, "repository_id": repository_id}
         if isinstance(target, Manifest):
-            row = conn.execute(
-                select(t.manifest.c.id, t.manifest_legacy_image.c.legacy_image_id)
-                .outerjoin(t.manifest_legacy_image)
-                .where(t.manifest.c.id == target.id, t.manifest.c.repository_id == repository_id)
-            ).first()
-            return None if row is None else (row.id, row.legacy_image_id)
-        image_id = conn.execute(
-            select(t.legacy_image.c.id).where(
-                t.legacy_image.c.id == target.id, t.legacy_image.c.repository_id == repository_id
-            )
-        ).scalar()
-        return None if image_id is None else (None, int(image_id))
+            row = conn.execute(_MANIFEST_TARGET, params).first()
+            return None if row is None else (row.id, row.legacy_image_id, row.digest)
+        image_id = conn.execute(_IMAGE_TARGET, params).scalar()
+        return None if image_id is None else (None, int(image_id), None)
 
     def _was_under_name(
         self,
         conn: Connection,
         repository_id: int,
         name: str,
-        ids: tuple[int | None, int | None],
+        ids: tuple[int | None, int | None, str | None],
         window_start: int,
     ) -> bool:
-        manifest_id, image_id = ids
+        manifest_id, image_id, _ = ids
         column, value = (
             (t.tag.c.manifest_id, manifest_id)
             if manifest_id
@@ -227,14 +254,7 @@ class TagMixin(SqlModelBase):
     def _expires_after_ms(self, conn: Connection, manifest_id: int | None) -> int | None:
         if manifest_id is None:
             return None
-        values = conn.execute(
-            select(t.label.c.value)
-            .join(t.manifest_label, t.manifest_label.c.label_id == t.label.c.id)
-            .where(
-                t.manifest_label.c.manifest_id == manifest_id, t.label.c.key == EXPIRES_AFTER_KEY
-            )
-            .order_by(t.label.c.id.desc())
-        ).scalars()
+        values = conn.execute(_EXPIRES_AFTER_VALUES, {"manifest_id": manifest_id}).scalars()
         for value in values:
             seconds = parse_expires_after(value)
             if seconds is not None:
@@ -275,22 +295,36 @@ class TagMixin(SqlModelBase):
                     now_ms = max(now_ms, current.lifetime_start_ms)
                     if not self._close(conn, current.id, current.lifetime_end_ms, now_ms):
                         return None
-                manifest_id, image_id = target
+                manifest_id, image_id, manifest_digest = target
                 expires_after = self._expires_after_ms(conn, manifest_id)
+                end_ms = None if expires_after is None else now_ms + expires_after
                 tag_id = conn.execute(
-                    t.tag.insert().values(
-                        repository_id=repository_ref.id,
-                        name=tag_name,
-                        manifest_id=manifest_id,
-                        legacy_image_id=image_id,
-                        lifetime_start_ms=now_ms,
-                        lifetime_end_ms=None if expires_after is None else now_ms + expires_after,
-                        hidden=False,
-                        reversion=is_reversion,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-                row = conn.execute(tag_query().where(t.tag.c.id == tag_id)).one()
-                return self._tags(conn, repository_ref, [row], include_legacy_image=True)[0]
+                    _INSERT_TAG,
+                    {
+                        "repository_id": repository_ref.id,
+                        "name": tag_name,
+                        "manifest_id": manifest_id,
+                        "legacy_image_id": image_id,
+                        "lifetime_start_ms": now_ms,
+                        "lifetime_end_ms": end_ms,
+                        "hidden": False,
+                        "reversion": is_reversion,
+                    },
+                ).scalar_one()
+                images = {} if image_id is None else load_images(conn, [image_id], True)
+                # The record from the values just written: no read back.
+                return Tag(
+                    id=int(tag_id),
+                    name=tag_name,
+                    repository=repository_ref,
+                    reversion=is_reversion,
+                    lifetime_start_ms=now_ms,
+                    lifetime_end_ms=end_ms,
+                    manifest_id=manifest_id,
+                    manifest_digest=manifest_digest,
+                    legacy_image_id=image_id,
+                    _legacy_image=None if image_id is None else images.get(image_id),
+                )
         except IntegrityError:
             return None  # a concurrent creator of the same name won
 

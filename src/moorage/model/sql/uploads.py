@@ -1,16 +1,28 @@
-"""Blob upload sessions and committing them into blobs."""
+"""Blob upload sessions and committing them into blobs.
+
+Every push runs these for each of its blobs, so the statements are built once with bind
+parameters and each transaction issues as few as it can: records are built from the values
+just written instead of being read back.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, literal, select, update
 
 from moorage.db import tables as t
 from moorage.domain.digest import Digest
-from moorage.domain.records import Blob, BlobUpload, RepositoryReference
-from moorage.model.sql.base import SqlModelBase, insert_ignoring_conflict, new_uuid
+from moorage.domain.records import Blob, BlobUpload, RepositoryReference, TorrentInfo
+from moorage.model.sql.base import (
+    SqlModelBase,
+    blob_from_row,
+    ignoring_conflict,
+    insert_ignoring_conflict,
+    new_uuid,
+)
+from moorage.model.sql.blobs import record_torrent_info
 
 
 def upload_query() -> Any:
@@ -36,6 +48,61 @@ def upload_record(row: Any) -> BlobUpload:
     )
 
 
+def _typed(name: str, column: Any) -> Any:
+    """A bind parameter with the column's type (JSON encoding, timestamps, casts)."""
+    return bindparam(name, type_=column.type)
+
+
+_C = t.blob_upload.c
+# The session row, only if the repository still exists: one statement, no prior check.
+_CREATE_UPLOAD = (
+    t.blob_upload.insert()
+    .from_select(
+        [
+            _C.uuid,
+            _C.repository_id,
+            _C.storage_location_id,
+            _C.storage_metadata,
+            _C.byte_count,
+            _C.chunk_count,
+            _C.created,
+        ],
+        select(
+            _typed("uuid", _C.uuid),
+            t.repository.c.id,
+            _typed("location_id", _C.storage_location_id),
+            _typed("storage_metadata", _C.storage_metadata),
+            literal(0, _C.byte_count.type),
+            literal(0, _C.chunk_count.type),
+            _typed("created", _C.created),
+        ).where(t.repository.c.id == bindparam("repository_id")),
+    )
+    .returning(_C.id)
+)
+_UPLOAD_BY_UUID = upload_query().where(
+    _C.uuid == bindparam("upload_id"), _C.repository_id == bindparam("repository_id")
+)
+_UPDATE_UPLOAD = (
+    update(t.blob_upload)
+    .where(_C.id == bindparam("upload_pk"))
+    .values(
+        uncompressed_byte_count=bindparam("uncompressed_byte_count"),
+        piece_hashes=bindparam("piece_hashes"),
+        piece_sha_state=bindparam("piece_sha_state"),
+        storage_metadata=bindparam("storage_metadata"),
+        byte_count=bindparam("byte_count"),
+        chunk_count=bindparam("chunk_count"),
+        sha_state=bindparam("sha_state"),
+    )
+)
+_DELETE_UPLOAD = delete(t.blob_upload).where(_C.id == bindparam("upload_pk"))
+_UPLOAD_PRESENT = select(_C.id).where(_C.id == bindparam("upload_pk"))
+_BLOB_BY_DIGEST = select(t.blob).where(t.blob.c.digest == bindparam("digest"))
+_LINK_BLOB = t.uploaded_blob.insert()
+_PLACE_BLOB = t.blob_placement.insert()
+_BLOB_COLUMNS = tuple(column.name for column in t.blob.columns)
+
+
 class UploadMixin(SqlModelBase):
     def create_blob_upload(
         self,
@@ -44,34 +111,42 @@ class UploadMixin(SqlModelBase):
         location_name: str,
         storage_metadata: dict[str, Any],
     ) -> BlobUpload | None:
+        created = datetime.now(UTC)
         with self.database.write() as conn:
-            if self.repository_ref(conn, repository_ref.id) is None:
-                return None
             upload_pk = conn.execute(
-                t.blob_upload.insert().values(
-                    uuid=upload_id,
-                    repository_id=repository_ref.id,
-                    storage_location_id=self.location_id(conn, location_name),
-                    storage_metadata=storage_metadata,
-                    byte_count=0,
-                    chunk_count=0,
-                    created=datetime.now(UTC),
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            return upload_record(
-                conn.execute(upload_query().where(t.blob_upload.c.id == upload_pk)).one()
+                _CREATE_UPLOAD,
+                {
+                    "uuid": upload_id,
+                    "repository_id": repository_ref.id,
+                    "location_id": self.location_id(conn, location_name),
+                    "storage_metadata": storage_metadata,
+                    "created": created,
+                },
+            ).scalar()
+            if upload_pk is None:
+                return None  # the repository is gone
+            return BlobUpload(
+                id=int(upload_pk),
+                upload_id=upload_id,
+                repository_id=repository_ref.id,
+                location_name=location_name,
+                storage_metadata=dict(storage_metadata),
+                byte_count=0,
+                chunk_count=0,
+                uncompressed_byte_count=None,
+                sha_state=None,
+                piece_sha_state=None,
+                piece_hashes=None,
+                # As a read gives it back: SQLite keeps no time zone.
+                created=created if conn.dialect.name == "postgresql" else _naive(created),
             )
 
     def lookup_blob_upload(
         self, repository_ref: RepositoryReference, blob_upload_id: str
     ) -> BlobUpload | None:
+        params = {"upload_id": blob_upload_id, "repository_id": repository_ref.id}
         with self.database.read() as conn:
-            row = conn.execute(
-                upload_query().where(
-                    t.blob_upload.c.uuid == blob_upload_id,
-                    t.blob_upload.c.repository_id == repository_ref.id,
-                )
-            ).first()
+            row = conn.execute(_UPLOAD_BY_UUID, params).first()
         return None if row is None else upload_record(row)
 
     def update_blob_upload(
@@ -85,61 +160,79 @@ class UploadMixin(SqlModelBase):
         chunk_count: int,
         sha_state: bytes | None,
     ) -> BlobUpload | None:
+        values = {
+            "uncompressed_byte_count": uncompressed_byte_count,
+            "piece_hashes": piece_hashes,
+            "piece_sha_state": piece_sha_state,
+            "storage_metadata": storage_metadata,
+            "byte_count": byte_count,
+            "chunk_count": chunk_count,
+            "sha_state": sha_state,
+        }
         with self.database.write() as conn:
-            result = conn.execute(
-                update(t.blob_upload)
-                .where(t.blob_upload.c.id == blob_upload.id)
-                .values(
-                    uncompressed_byte_count=uncompressed_byte_count,
-                    piece_hashes=piece_hashes,
-                    piece_sha_state=piece_sha_state,
-                    storage_metadata=storage_metadata,
-                    byte_count=byte_count,
-                    chunk_count=chunk_count,
-                    sha_state=sha_state,
-                )
-            )
-            if result.rowcount != 1:
-                return None
-            return upload_record(
-                conn.execute(upload_query().where(t.blob_upload.c.id == blob_upload.id)).one()
-            )
+            result = conn.execute(_UPDATE_UPLOAD, {"upload_pk": blob_upload.id, **values})
+        if result.rowcount != 1:
+            return None
+        # Nothing else of a session ever changes: the record is what was just written.
+        return BlobUpload(
+            id=blob_upload.id,
+            upload_id=blob_upload.upload_id,
+            repository_id=blob_upload.repository_id,
+            location_name=blob_upload.location_name,
+            storage_metadata=dict(storage_metadata),
+            byte_count=byte_count,
+            chunk_count=chunk_count,
+            uncompressed_byte_count=uncompressed_byte_count,
+            sha_state=sha_state,
+            piece_sha_state=piece_sha_state,
+            piece_hashes=piece_hashes,
+            created=blob_upload.created,
+        )
 
     def delete_blob_upload(self, blob_upload: BlobUpload) -> None:
         with self.database.write() as conn:
-            conn.execute(delete(t.blob_upload).where(t.blob_upload.c.id == blob_upload.id))
+            conn.execute(_DELETE_UPLOAD, {"upload_pk": blob_upload.id})
 
     def commit_blob_upload(
-        self, blob_upload: BlobUpload, blob_digest_str: str, blob_expiration_seconds: int
+        self,
+        blob_upload: BlobUpload,
+        blob_digest_str: str,
+        blob_expiration_seconds: int,
+        *,
+        torrent_info: TorrentInfo | None = None,
     ) -> Blob | None:
         """Digest verification and moving the bytes into place happen before this, in the
-        upload service. Sizes come from ``blob_upload``: pass the latest record."""
+        upload service. Sizes come from ``blob_upload``: pass the latest record. With
+        ``torrent_info``, records it in the same transaction (first write wins, as with
+        ``set_torrent_info``)."""
         Digest.parse(blob_digest_str)
+        session = {"upload_pk": blob_upload.id}
         with self.database.write() as conn:
-            present = conn.execute(
-                select(t.blob_upload.c.id).where(t.blob_upload.c.id == blob_upload.id)
-            ).scalar()
-            if present is None:
+            # A plain read, not the DELETE first: on PostgreSQL a concurrent commit of the
+            # same session must not wait on its row lock (both go through, as ever).
+            if conn.execute(_UPLOAD_PRESENT, session).first() is None:
                 return None
-            blob_id = self._ensure_blob(conn, blob_upload, blob_digest_str)
+            blob = self._ensure_blob(conn, blob_upload, blob_digest_str)
             conn.execute(
-                t.uploaded_blob.insert().values(
-                    repository_id=blob_upload.repository_id,
-                    blob_id=blob_id,
-                    uploaded_at=datetime.now(UTC),
-                    expires_at_ms=self.now_ms() + blob_expiration_seconds * 1000,
-                )
+                _LINK_BLOB,
+                {
+                    "repository_id": blob_upload.repository_id,
+                    "blob_id": blob.id,
+                    "uploaded_at": datetime.now(UTC),
+                    "expires_at_ms": self.now_ms() + blob_expiration_seconds * 1000,
+                },
             )
-            conn.execute(delete(t.blob_upload).where(t.blob_upload.c.id == blob_upload.id))
-            row = conn.execute(select(t.blob).where(t.blob.c.id == blob_id)).one()
-            return self.blob_record(conn, row, include_placements=True)
+            if torrent_info is not None:
+                record_torrent_info(conn, blob.id, torrent_info)
+            conn.execute(_DELETE_UPLOAD, session)
+            return blob
 
-    def _ensure_blob(self, conn: Connection, upload: BlobUpload, digest: str) -> int:
+    def _ensure_blob(self, conn: Connection, upload: BlobUpload, digest: str) -> Blob:
         """The global blob row for the digest (created or completed), placed at the
-        upload's location."""
-        insert_ignoring_conflict(
-            conn,
-            t.blob,
+        upload's location, with its placements."""
+        location_id = self.location_id(conn, upload.location_name)
+        inserted = conn.execute(
+            ignoring_conflict(conn, t.blob, ["digest"], _BLOB_COLUMNS),
             {
                 "uuid": new_uuid(),
                 "digest": digest,
@@ -149,9 +242,13 @@ class UploadMixin(SqlModelBase):
                 "content_addressed": True,
                 "created": datetime.now(UTC),
             },
-            ["digest"],
-        )
-        row = conn.execute(select(t.blob).where(t.blob.c.digest == digest)).one()
+        ).first()
+        placement = {"blob_id": 0, "storage_location_id": location_id}
+        if inserted is not None:  # a new blob: its only placement is the one added now
+            placement["blob_id"] = inserted.id
+            conn.execute(_PLACE_BLOB, placement)
+            return blob_from_row(inserted, (upload.location_name,))
+        row = conn.execute(_BLOB_BY_DIGEST, {"digest": digest}).one()
         fill: dict[str, Any] = {}
         if row.compressed_size is None:
             fill["compressed_size"] = upload.byte_count
@@ -161,13 +258,13 @@ class UploadMixin(SqlModelBase):
             fill["uploading"] = False
         if fill:
             conn.execute(update(t.blob).where(t.blob.c.id == row.id).values(**fill))
+            row = conn.execute(_BLOB_BY_DIGEST, {"digest": digest}).one()
+        placement["blob_id"] = row.id
         insert_ignoring_conflict(
-            conn,
-            t.blob_placement,
-            {
-                "blob_id": row.id,
-                "storage_location_id": self.location_id(conn, upload.location_name),
-            },
-            ["blob_id", "storage_location_id"],
+            conn, t.blob_placement, placement, ["blob_id", "storage_location_id"]
         )
-        return int(row.id)
+        return self.blob_record(conn, row, include_placements=True)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None)
