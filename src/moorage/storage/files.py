@@ -12,6 +12,7 @@ from pathlib import Path
 
 from moorage.storage.driver import StorageError
 from moorage.storage.sessions import byte_chunks
+from moorage.storage.writeback import Writeback
 
 TEMP_MARK = ".tmp-"
 _ATTEMPTS = 3
@@ -49,14 +50,18 @@ def remove_empty_dirs(directory: Path, stop: Path) -> None:
         current = current.parent
 
 
-def write_all(fd: int, chunks: Iterable[bytes]) -> int:
+def write_all(fd: int, chunks: Iterable[bytes], start: int = 0) -> int:
+    """Write every chunk at ``fd``'s position (byte ``start`` of the file), handing each
+    completed window to the disk as it goes (see ``writeback``)."""
     total = 0
+    flusher = Writeback(fd, start)
     for chunk in byte_chunks(chunks):
         view = memoryview(chunk)
         while view:
             written = os.write(fd, view)
             view = view[written:]
             total += written
+            flusher.wrote(written)
     return total
 
 

@@ -144,7 +144,7 @@ class FilesystemDriver:
             if offset:
                 os.lseek(fd, offset, os.SEEK_SET)
             try:
-                written = files.write_all(fd, chunks)
+                written = files.write_all(fd, chunks, offset)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, offset)  # best effort; the next append truncates anyway
