@@ -7,7 +7,14 @@ from functools import partial
 
 import httpx
 
-from bench.client import blob_exists, new_client, pull_verified, push_chunked, push_monolithic
+from bench.client import (
+    blob_exists,
+    new_client,
+    pull_sized,
+    push_chunked,
+    push_monolithic,
+    verify_pull,
+)
 from bench.data import BlobSpec
 from bench.model import Measure, Plan, in_threads, size_label, timed
 from bench.servers import Server
@@ -78,7 +85,8 @@ def push_concurrent(servers: list[Server], plan: Plan, run: int) -> list[Measure
 
 
 def pull(servers: list[Server], plan: Plan, run: int) -> list[Measure]:
-    """GET the monolithic blobs (pushed untimed if the push workload did not run), hashed."""
+    """GET the monolithic blobs (pushed untimed if the push workload did not run); each is
+    then pulled once more, untimed, and its SHA-256 checked."""
     out = []
     for size in plan.mono_sizes:
         blobs = [mono_blob(run, size, rep) for rep in range(plan.repeats(size))]
@@ -88,9 +96,11 @@ def pull(servers: list[Server], plan: Plan, run: int) -> list[Measure]:
                     if not blob_exists(client, REPO, blob.digest):
                         _push(client, blob)
                 rates = [
-                    _rate(b.size, timed(partial(pull_verified, client, REPO, b.digest, b.size)))
+                    _rate(b.size, timed(partial(pull_sized, client, REPO, b.digest, b.size)))
                     for b in blobs
                 ]
+                for blob in blobs:  # the content, checked outside the timed pulls
+                    verify_pull(client, REPO, blob.digest, blob.size)
             label = f"pull {size_label(size)}"
             out.append(
                 Measure(

@@ -6,6 +6,7 @@ start from ``build``.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from dataclasses import dataclass
@@ -171,10 +172,21 @@ def asgi_from_env() -> ASGIApp:
     config_file = os.environ.get(CONFIG_FILE_ENV)
     settings = load_settings(Path(config_file) if config_file else None)
     tune_interpreter()
-    return build(settings).asgi
+    asgi = build(settings).asgi
+    settle_heap()
+    return asgi
 
 
 def tune_interpreter() -> None:
     """For a server process: hand the GIL over sooner than every 5 ms, so the event loop is
     not kept waiting behind a worker thread hashing or writing a blob."""
     sys.setswitchinterval(0.0005)
+
+
+def settle_heap() -> None:
+    """Once the application is built: move every object alive now (modules, tables,
+    prebuilt statements) out of the garbage collector's sight. A full collection then walks
+    only what requests allocate, instead of stalling a request for milliseconds now and then
+    (the p99 of small requests)."""
+    gc.collect()
+    gc.freeze()
