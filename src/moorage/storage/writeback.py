@@ -59,4 +59,3 @@ class Writeback:
         assert _sync_file_range is not None
         if _sync_file_range(self.fd, offset, WINDOW, flags) != 0:
             self.enabled = False  # e.g. a filesystem that refuses it: rely on the fsync
-
