@@ -74,7 +74,7 @@ TARGETS: list[tuple[str, Target]] = [
     (r"pull-.*", _ratio_at_least(1.5)),
     (_HOT, _ratio_at_least(5)),
     (_HOT + "-p99", _ratio_at_most(0.2)),
-    (r"rss-.*", _moorage_at_most(RSS_LIMIT_MB, "MB")),
+    (r"(rss|pss)-.*", _moorage_at_most(RSS_LIMIT_MB, "MB")),
     (r"disk-share", _moorage_at_least(DISK_SHARE * 100, " %")),
 ]
 

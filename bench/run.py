@@ -193,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
                     False,
                 ),
                 Measure(
+                    "pss-peak",
+                    "peak PSS, whole run (tree sum, shared pages once)",
+                    "MB",
+                    s.name,
+                    s.peak_pss_kib * 1024 / 1e6,
+                    False,
+                ),
+                Measure(
                     "rss-hwm",
                     "VmHWM at end (sum over live tree)",
                     "MB",

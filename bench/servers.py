@@ -75,6 +75,22 @@ def tree_kib(pid: int, key: str) -> int:
     return sum(_status_kib(each, key) for each in _tree(pid))
 
 
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pss_kib(pid: int) -> int:
+    """Sum of PSS over the process tree, in KiB: each page shared by k processes counts 1/k
+    in each, so forked workers' shared pages count once (summed RSS counts them per process)."""
+    return sum(_pss_kib(each) for each in _tree(pid))
+
+
 @dataclass
 class Server:
     """One running registry."""
@@ -85,6 +101,7 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     peak_rss_kib: int = 0
+    peak_pss_kib: int = 0
     _phase_peak_kib: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _sampler: threading.Thread | None = None
@@ -99,6 +116,7 @@ class Server:
                 rss = tree_kib(self.process.pid, "VmRSS")
                 self.peak_rss_kib = max(self.peak_rss_kib, rss)
                 self._phase_peak_kib = max(self._phase_peak_kib, rss)
+                self.peak_pss_kib = max(self.peak_pss_kib, tree_pss_kib(self.process.pid))
 
         self._sampler = threading.Thread(target=sample, name=f"rss-{self.name}", daemon=True)
         self._sampler.start()
