@@ -49,3 +49,27 @@ def test_sigterm_stops_a_forked_worker_before_it_has_handlers_of_its_own() -> No
     assert alive == "False"
     assert int(exitcode) == -15  # killed by SIGTERM
     assert parent_keeps_its_handler == "True"
+
+
+_PRELOAD_IS_FORK_SAFE = textwrap.dedent(
+    """
+    import sys, threading
+
+    from moorage.cli.supervise import preload_application
+
+    preload_application()
+    assert "moorage.app" in sys.modules, "application modules not preloaded"
+    assert threading.active_count() == 1, "a thread would be lost in every forked worker"
+    for heavy in ("cryptography", "rich", "yaml"):
+        assert heavy not in sys.modules, heavy
+    """
+)
+
+
+def test_preloading_for_several_workers_imports_without_starting_anything() -> None:
+    """Several workers share the application's modules imported once in the supervisor; that
+    must start no thread (a fork keeps only the calling thread) and pull in nothing heavy."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PRELOAD_IS_FORK_SAFE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

@@ -10,6 +10,7 @@ What the supervisor needs comes in one JSON environment variable, ``MOORAGE_SUPE
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -128,6 +129,17 @@ def fork_workers() -> None:
     )
 
 
+def preload_application() -> None:
+    """With several workers: import the application's modules here, once, before the forks,
+    so that the workers share those pages (~45 MB) instead of each importing its own copy.
+    Nothing is built (no connection, no thread, no file): every worker still builds its own
+    application. Freezing keeps the collector from touching (and so copying) them later."""
+    import moorage.app  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 def supervise(spec: dict[str, Any]) -> None:
     # Granian imports these whenever they are installed, yet it never uses anyio, and Moorage
     # runs no reloader (watchfiles) and reads no .env file (dotenv): ~2 MB in every process.
@@ -144,6 +156,8 @@ def supervise(spec: dict[str, Any]) -> None:
     # no application code, and runs no thread but granian's worker watchers when it forks.
     fork_workers()
     with metrics_directory(workers):
+        if workers > 1:
+            preload_application()
         Granian(
             WORKER_FACTORY,
             factory=True,
