@@ -14,11 +14,10 @@ from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp
 
 from moorage.config import CONFIG_FILE_ENV, Settings, load_settings
-from moorage.db.engine import Database, create_database_engine
+from moorage.db.engine import Database, create_database_engine, sqlite_file
 from moorage.domain.errors import ConfigError
 from moorage.http.app import create_http_app
 from moorage.http.context import HttpContext
@@ -53,9 +52,9 @@ class Application:
 
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database; creates the SQLite file's directory if needed."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    database_file = sqlite_file(settings.database_url)
+    if database_file is not None:
+        Path(database_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return create_database_engine(settings.database_url)
 
 

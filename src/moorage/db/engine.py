@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.sql import Select
 
 from moorage.db.fastread import FastReader
@@ -31,6 +31,15 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def sqlite_file(url: str | URL) -> str | None:
+    """The database file of an on-disk SQLite URL; None for other databases and for
+    in-memory SQLite (no file: no WAL, and every connection sees its own database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -41,7 +50,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         # WAL is a property of the file: set it once. Asking again would need a lock
         # that a busy writer holds, and the pragma does not wait on the busy timeout.
-        on_disk = engine.url.database not in (None, "", ":memory:")
+        on_disk = sqlite_file(engine.url) is not None
         if on_disk and cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
@@ -49,7 +58,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
     url = normalize_url(url)
-    if url.startswith("sqlite") and make_url(url).database not in (None, "", ":memory:"):
+    if sqlite_file(url) is not None:
         # As many connections as request threads: SQLite connections are cheap to keep and
         # costly to reopen (pragmas), and readers never block each other in WAL mode.
         engine = create_engine(
@@ -76,10 +85,8 @@ class Database:
     fast: FastReader = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        database = self.engine.url.database
-        on_disk = self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
         reader = FastReader(
-            self.engine, database if on_disk else None, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
+            self.engine, sqlite_file(self.engine.url), busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
         )
         object.__setattr__(self, "fast", reader)
 
