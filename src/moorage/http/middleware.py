@@ -7,7 +7,6 @@ ApiVersionMiddleware: ``Docker-Distribution-API-Version`` on every /v2 response,
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
@@ -19,7 +18,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from moorage.observability import Metrics, get_logger
 
 log = get_logger("moorage.http.request")
-_ACCESS_LOGGER = logging.getLogger("moorage.http.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
@@ -94,7 +92,7 @@ class RequestMiddleware:
             log.exception("request failed", **fields)
         elif route in _QUIET_ROUTES:
             log.debug("request", **fields)
-        elif _ACCESS_LOGGER.isEnabledFor(logging.INFO):  # skip building a line nobody reads
+        else:
             log.info("request", **fields)
 
 

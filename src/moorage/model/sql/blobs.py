@@ -127,8 +127,5 @@ class BlobMixin(SqlModelBase):
         return None if row is None else TorrentInfo(row.piece_length, bytes(row.pieces))
 
     def set_torrent_info(self, blob: Blob, piece_length: int, pieces: bytes) -> TorrentInfo:
-        info = TorrentInfo(piece_length, pieces)
-        if piece_length <= 0:
-            raise ValueError("piece_length must be positive")
         with self.database.write() as conn:
-            return record_torrent_info(conn, blob.id, info)
+            return record_torrent_info(conn, blob.id, TorrentInfo(piece_length, pieces))
