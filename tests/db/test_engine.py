@@ -90,7 +90,7 @@ def test_migrations_build_the_schema_and_are_idempotent(
         "uploaded_blob",
         "manifest_child",
     } <= names
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"  # the newest revision
     engine.dispose()
 
 

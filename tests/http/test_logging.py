@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from starlette.testclient import TestClient
 
 from moorage.app import Application, build
 from moorage.config import Settings, load_settings
+from moorage.http.middleware import request_id_from
 from moorage.observability import get_logger
 
 LogLines = Callable[[], list[dict[str, Any]]]
@@ -84,3 +86,19 @@ def test_startup_log_hides_the_database_password(
     assert "application built" in err
     assert "moorage:***@127.0.0.1" in err
     assert "hunter2" not in err
+
+
+def test_forked_workers_generate_different_request_ids() -> None:
+    """Ids come from the process's random generator: a forked worker must not repeat the
+    ids of its parent (or of its sibling workers)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first generated id, then out without pytest's cleanup
+        os.write(write_end, request_id_from([]).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    assert re.fullmatch(r"[0-9a-f]{32}", child_id)
+    assert child_id != request_id_from([])

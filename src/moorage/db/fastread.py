@@ -33,8 +33,8 @@ class _Compiled:
     positional: tuple[str, ...] | None  # bind names in order, for positional paramstyles
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameters needing conversion
     defaults: dict[str, Any]  # values fixed in the statement (``limit(1)`` and the like)
-    row_type: Callable[..., Any]
-    processors: tuple[_Processor, ...]
+    row_type: Any  # a namedtuple class
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]  # result columns needing it
 
 
 class FastReader:
@@ -71,10 +71,10 @@ class FastReader:
                 binds.append((name, processor))
         columns = list(statement.selected_columns)
         keys = list(statement.selected_columns.keys())
-        processors = tuple(
+        processors: list[_Processor] = [
             column.type.dialect_impl(self.dialect).result_processor(self.dialect, None)
             for column in columns
-        )
+        ]
         positional = compiled.positiontup if compiled.positional else None
         entry = _Compiled(
             sql=compiled.string,
@@ -82,7 +82,11 @@ class FastReader:
             binds=tuple(binds),
             defaults=defaults,
             row_type=namedtuple("FastRow", keys),
-            processors=processors,
+            converters=tuple(
+                (index, processor)
+                for index, processor in enumerate(processors)
+                if processor is not None
+            ),
         )
         self._compiled[id(statement)] = (statement, entry)
         return entry
@@ -119,12 +123,14 @@ class FastReader:
 
     @staticmethod
     def _row(compiled: _Compiled, values: tuple[Any, ...]) -> Any:
-        return compiled.row_type(
-            *[
-                value if processor is None or value is None else processor(value)
-                for processor, value in zip(compiled.processors, values, strict=True)
-            ]
-        )
+        if not compiled.converters:
+            return compiled.row_type._make(values)
+        converted = list(values)
+        for index, processor in compiled.converters:
+            value = converted[index]
+            if value is not None:
+                converted[index] = processor(value)
+        return compiled.row_type._make(converted)
 
     def _pooled(self, sql: str, args: Any, *, one: bool) -> list[Any]:
         connection = self.engine.raw_connection()

@@ -34,14 +34,17 @@ metadata = MetaData(naming_convention=NAMING)
 BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowid aliasing needs INTEGER
 
 
-def _fk(target: str, *, cascade: bool = True, nullable: bool = False) -> Column[int]:
+def _fk(
+    target: str, *, cascade: bool = True, nullable: bool = False, index: bool = True
+) -> Column[int]:
+    """``index=False`` where a composite index or unique key already leads with the column."""
     table = target.split(".")[0]
     return Column(
         f"{table}_id" if target.endswith(".id") else target,
         BigId,
         ForeignKey(target, ondelete="CASCADE" if cascade else "SET NULL"),
         nullable=nullable,
-        index=True,
+        index=index,
     )
 
 
@@ -99,7 +102,7 @@ blob_placement = Table(
     "blob_placement",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    _fk("blob.id"),
+    _fk("blob.id", index=False),
     _fk("storage_location.id"),
     UniqueConstraint("blob_id", "storage_location_id"),
 )
@@ -129,8 +132,11 @@ manifest_blob = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     _fk("repository.id"),
     _fk("manifest.id"),
-    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False, index=True),
+    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False),
     UniqueConstraint("manifest_id", "blob_id"),
+    # "Does this repository reference the blob?" (every blob HEAD and GET) is answered by
+    # one index entry; with blob_id alone, SQLite probed the repository's every row.
+    Index("ix_manifest_blob_blob_repository", "blob_id", "repository_id"),
 )
 
 manifest_child = Table(
@@ -147,9 +153,9 @@ legacy_image = Table(
     "legacy_image",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    _fk("repository.id"),
+    _fk("repository.id", index=False),
     Column("docker_image_id", String(128), nullable=False),
-    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False, index=True),
+    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False),
     Column("parent_id", BigId, ForeignKey("legacy_image.id"), nullable=True, index=True),
     Column("ancestors", Text, nullable=False),  # "/1/5/9/": db ids root -> direct parent
     Column("created", DateTime(timezone=True), nullable=True),
@@ -165,6 +171,7 @@ legacy_image = Table(
     # Images derived from a manifest link nothing; the manifest's own blob links do.
     Column("v1_pushed", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("repository_id", "docker_image_id"),
+    Index("ix_legacy_image_blob_repository", "blob_id", "repository_id"),
 )
 
 manifest_legacy_image = Table(
@@ -241,9 +248,10 @@ uploaded_blob = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     _fk("repository.id"),
-    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False, index=True),
+    Column("blob_id", BigId, ForeignKey("blob.id"), nullable=False),
     Column("uploaded_at", DateTime(timezone=True), nullable=False),
     Column("expires_at_ms", BigInteger, nullable=False, index=True),
+    Index("ix_uploaded_blob_blob_repository", "blob_id", "repository_id"),
 )
 
 blob_upload = Table(
@@ -251,7 +259,7 @@ blob_upload = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("uuid", String(64), nullable=False, unique=True),
-    _fk("repository.id"),
+    _fk("repository.id", index=False),
     Column("storage_location_id", BigId, ForeignKey("storage_location.id"), nullable=False),
     Column("storage_metadata", JSON, nullable=False),
     Column("byte_count", BigInteger, nullable=False, server_default=text("0")),
@@ -299,7 +307,7 @@ torrent_info = Table(
     "torrent_info",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    _fk("blob.id"),
+    _fk("blob.id", index=False),
     Column("piece_length", Integer, nullable=False),
     Column("pieces", LargeBinary, nullable=False),
     UniqueConstraint("blob_id", "piece_length"),

@@ -10,8 +10,9 @@ from starlette.types import ASGIApp
 
 from moorage.http.context import HttpContext
 from moorage.http.errors import EXCEPTION_HANDLERS
-from moorage.http.middleware import ApiVersionMiddleware, RequestMiddleware
+from moorage.http.middleware import RequestMiddleware
 from moorage.http.routes import ROUTES, RouteSpec, starlette_routes
+from moorage.http.routing import IndexedRouter
 
 
 def create_http_app(context: HttpContext, routes: Sequence[RouteSpec] = ROUTES) -> ASGIApp:
@@ -27,10 +28,9 @@ def create_http_app(context: HttpContext, routes: Sequence[RouteSpec] = ROUTES) 
         for callback in context.on_shutdown:
             callback()
 
-    app = Starlette(
-        routes=starlette_routes(routes, read_only=context.read_only),
-        exception_handlers=dict(EXCEPTION_HANDLERS),
-        lifespan=lifespan,
+    app = Starlette(exception_handlers=dict(EXCEPTION_HANDLERS))
+    app.router = IndexedRouter(
+        starlette_routes(routes, read_only=context.read_only), lifespan=lifespan
     )
     app.state.context = context
-    return RequestMiddleware(ApiVersionMiddleware(app), context.metrics)
+    return RequestMiddleware(app, context.metrics)
