@@ -85,12 +85,6 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def tree_pss_kib(pid: int) -> int:
-    """Sum of PSS over the process tree, in KiB: each page shared by k processes counts 1/k
-    in each, so forked workers' shared pages count once (summed RSS counts them per process)."""
-    return sum(_pss_kib(each) for each in _tree(pid))
-
-
 @dataclass
 class Server:
     """One running registry."""
@@ -110,13 +104,24 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start_sampling(self, interval_s: float = 0.1) -> None:
+    def start_sampling(self, interval_s: float = 0.1, slow_every: int = 10) -> None:
+        """RSS every ``interval_s``; the process tree and PSS every ``slow_every`` samples.
+        Reading ``smaps_rollup`` walks a process's page tables under its memory-map lock,
+        and at 10 Hz it stalled a Python server's allocations (measured: p99 at c16 2-4x
+        higher, req/s 15 % lower); ``status`` only reads counters."""
+
         def sample() -> None:
+            count = 0
+            tree: list[int] = []
             while not self._stop.wait(interval_s):
-                rss = tree_kib(self.process.pid, "VmRSS")
+                if count % slow_every == 0:
+                    tree = _tree(self.process.pid)
+                    pss = sum(_pss_kib(each) for each in tree)
+                    self.peak_pss_kib = max(self.peak_pss_kib, pss)
+                count += 1
+                rss = sum(_status_kib(each, "VmRSS") for each in tree)
                 self.peak_rss_kib = max(self.peak_rss_kib, rss)
                 self._phase_peak_kib = max(self._phase_peak_kib, rss)
-                self.peak_pss_kib = max(self.peak_pss_kib, tree_pss_kib(self.process.pid))
 
         self._sampler = threading.Thread(target=sample, name=f"rss-{self.name}", daemon=True)
         self._sampler.start()
