@@ -44,6 +44,14 @@ def test_wrong_method_on_known_path_is_405_unsupported(client: TestClient) -> No
     assert response.json()["errors"][0]["code"] == "UNSUPPORTED"
 
 
+def test_405_lists_every_method_the_path_takes(client: TestClient) -> None:
+    """A manifest path takes GET, HEAD, PUT and DELETE, each from its own route."""
+    response = client.patch("/v2/acme/app/manifests/latest")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"
+    assert response.json()["errors"][0]["code"] == "UNSUPPORTED"
+
+
 def test_non_v2_paths_do_not_claim_the_registry_api(client: TestClient) -> None:
     response = client.get("/healthz")
     assert API_HEADER not in response.headers

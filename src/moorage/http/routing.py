@@ -4,8 +4,10 @@ Starlette's router tries its routes one by one, each a regular expression with a
 ``{name:path}``: a blob ``HEAD`` used to run seventeen of them before it found its own.
 ``IndexedRouter`` joins, per HTTP method, the patterns of the routes accepting that method
 into one alternation, in route order. Its first matching alternative is exactly the route
-the linear scan would fully match first; anything else (405, 404, slash redirects, lifespan)
-goes to Starlette's own scan, unchanged.
+the linear scan would fully match first. A path that routes know under other methods gets a
+405 whose ``Allow`` lists all of their methods (Starlette's names only the first such
+route's: ``PATCH`` on a manifest answered ``Allow: GET, HEAD``, hiding PUT and DELETE).
+Anything else (404, slash redirects, lifespan) goes to Starlette's own scan, unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Lifespan, Receive, Scope, Send
 
@@ -30,6 +33,8 @@ class IndexedRouter(Router):
     def __init__(self, routes: Sequence[BaseRoute], lifespan: Lifespan[Any] | None) -> None:
         super().__init__(list(routes), lifespan=lifespan)
         plain = [route for route in self.routes if isinstance(route, Route) and route.methods]
+        # A 405 may be answered here only when no route could take every method.
+        self._all_by_method = len(plain) == len(self.routes)
         methods = {method for route in plain for method in route.methods or ()}
         self._by_method: dict[str, tuple[re.Pattern[str], list[Route]]] = {}
         for method in methods:
@@ -50,4 +55,18 @@ class IndexedRouter(Router):
                     scope.update(child_scope)
                     await route.handle(scope, receive, send)
                     return
+            if self._all_by_method:
+                self._refuse_method(scope)
         await super().app(scope, receive, send)
+
+    def _refuse_method(self, scope: Scope) -> None:
+        """405 with every method the path's routes take, when it has routes at all."""
+        partial = [
+            route
+            for route in self.routes
+            if isinstance(route, Route) and route.matches(scope)[0] is Match.PARTIAL
+        ]
+        if partial:
+            scope["route"] = partial[0]  # the metrics label: the path's template
+            allowed = sorted({method for route in partial for method in route.methods or ()})
+            raise HTTPException(status_code=405, headers={"Allow": ", ".join(allowed)})
