@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Final
 
 from moorage.domain.digest import Digest
 from moorage.domain.errors import (
@@ -25,6 +26,7 @@ from moorage.domain.errors import (
 )
 from moorage.domain.records import Blob, BlobUpload, RepositoryReference, TorrentInfo
 from moorage.hashing import PieceHasher, ResumableHasher
+from moorage.hashing.background import BackgroundFeed
 from moorage.model.interface import RegistryModel
 from moorage.storage import StorageDriver, StorageLocations, keys
 
@@ -46,7 +48,12 @@ class UploadSettings:
 
 
 class _Reader:
-    """Wraps the request body: counts, caps, and feeds the hashers as bytes go to storage."""
+    """Wraps the request body: counts, caps, and feeds the hashers as bytes go to storage.
+    Past ``INLINE_HASHING`` bytes the hashers run on a helper thread (``BackgroundFeed``), in
+    parallel with the storage write; small layers never start one. ``wait`` must be called
+    once storage has taken every byte: the hash states are complete only then."""
+
+    INLINE_HASHING: Final = 4 << 20
 
     def __init__(
         self,
@@ -57,18 +64,41 @@ class _Reader:
     ) -> None:
         self.chunks, self.hasher, self.pieces, self.limit = chunks, hasher, pieces, limit
         self.count = 0
+        self._helper: BackgroundFeed | None = None
+
+    def _hash(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        if self.pieces is not None:
+            self.pieces.update(chunk)
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.chunks:
-            if not chunk:
-                continue
-            self.count += len(chunk)
-            if self.count > self.limit:
-                raise UploadInvalidError("blob exceeds the maximum size")
-            self.hasher.update(chunk)
-            if self.pieces is not None:
-                self.pieces.update(chunk)
-            yield chunk
+        try:
+            for chunk in self.chunks:
+                if not chunk:
+                    continue
+                self.count += len(chunk)
+                if self.count > self.limit:
+                    raise UploadInvalidError("blob exceeds the maximum size")
+                if self._helper is None and self.count <= self.INLINE_HASHING:
+                    self._hash(chunk)
+                else:
+                    if self._helper is None:
+                        self._helper = BackgroundFeed(self._hash)
+                    self._helper.put(chunk)
+                yield chunk
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Stops the helper, if any, without waiting for a result (the write failed)."""
+        if self._helper is not None:
+            self._helper.abandon()
+
+    def wait(self) -> None:
+        """Every byte handed out is hashed (re-raises a hashing failure)."""
+        if self._helper is not None:
+            self._helper.close()
 
 
 class UploadService:
@@ -163,9 +193,14 @@ class UploadService:
                 self.settings.piece_length, upload.piece_hashes or b"", upload.piece_sha_state
             )
         reader = _Reader(chunks, hasher, pieces, self.settings.max_blob_size - upload.byte_count)
-        written, metadata = self._storage(upload).append_upload(
-            upload.upload_id, upload.storage_metadata, upload.byte_count, reader
-        )
+        try:
+            written, metadata = self._storage(upload).append_upload(
+                upload.upload_id, upload.storage_metadata, upload.byte_count, reader
+            )
+        except BaseException:
+            reader.abandon()
+            raise
+        reader.wait()
         if expected is not None and written != expected:
             # Not saved: the next append at the committed offset truncates these bytes.
             raise SizeInvalidError(f"received {written} bytes, expected {expected}")
