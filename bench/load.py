@@ -151,10 +151,13 @@ def latency(servers: list[Server], plan: Plan, seeded: Seeded, workdir: Path) ->
         for connections in plan.concurrencies:
             for server in servers:
                 url = server.base_url + endpoint.path
-                if endpoint.method == "HEAD":
-                    result = run_hey_head(url, connections, plan.latency_seconds)
-                else:
-                    result = run_wrk(url, script, connections, plan.latency_seconds)
+                # A short untimed run first: the timed one then measures the steady state,
+                # not new connections and the first touch of memory (both servers alike).
+                for seconds in (plan.warmup_seconds, plan.latency_seconds):
+                    if endpoint.method == "HEAD":
+                        result = run_hey_head(url, connections, seconds)
+                    else:
+                        result = run_wrk(url, script, connections, seconds)
                 key = f"{endpoint.key}-c{connections}"
                 label = f"{endpoint.label}, c{connections}"
                 out += [

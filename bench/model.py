@@ -37,6 +37,7 @@ class Plan:
     images_parallel: int
     images_per_parallel_client: int
     latency_seconds: int
+    warmup_seconds: int  # untimed load at the same concurrency before each timed point
     concurrencies: tuple[int, ...]
     disk_bytes: int
     repeat_budget: int  # small blobs are pushed/pulled several times: budget // size, 1..5
@@ -54,6 +55,7 @@ class Plan:
             images_parallel=3,
             images_per_parallel_client=3,
             latency_seconds=8,
+            warmup_seconds=2,
             concurrencies=(1, 16, 64),
             disk_bytes=GIB,
             repeat_budget=512 * MIB,
@@ -72,6 +74,7 @@ class Plan:
             images_parallel=3,
             images_per_parallel_client=1,
             latency_seconds=2,
+            warmup_seconds=1,
             concurrencies=(1, 16, 64),
             disk_bytes=256 * MIB,
             repeat_budget=64 * MIB,
