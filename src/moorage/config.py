@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="most tags or repositories one listing page returns"
     )
     namespace_default_removed_tag_expiration_s: int = Field(default=1_209_600, ge=0)
+    library_support: bool = Field(
+        default=True,
+        description="one-component names (alpine) are repositories of the library namespace",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -243,3 +244,18 @@ def test_missing_image_is_reported_not_found(skopeo: Skopeo, repo: str) -> None:
         skopeo.inspect(skopeo.ref(repo, "nope"))
     stderr = failure.value.stderr.lower()
     assert "manifest unknown" in stderr or "name unknown" in stderr or "not found" in stderr
+
+
+def test_one_component_name_is_the_library_repository(
+    skopeo: Skopeo, layout_dir: Callable[[str], Path]
+) -> None:
+    """`host/name`, the most common first push, lands in `library/name`."""
+    source = OciLayout(layout_dir("src"))
+    image = small_image(source, "v1", seed=5)
+    name = f"solo{uuid.uuid4().hex[:8]}"
+    skopeo.copy(f"oci:{source.root}:v1", skopeo.ref(name, "v1"), "--preserve-digests")
+    assert skopeo.inspect(skopeo.ref(name, "v1"))["Digest"] == image.digest
+    assert skopeo.inspect(skopeo.ref(f"library/{name}", "v1"))["Digest"] == image.digest
+    pulled = layout_dir("pulled")
+    skopeo.copy(skopeo.ref(name, "v1"), f"oci:{pulled}:v1")
+    assert_pulled_equals(pulled, "v1", image)

@@ -12,6 +12,9 @@ _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 REPOSITORY_PATTERN = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_FULL_NAME_LENGTH = 255
+# Where a name without a namespace (``alpine``) lives when library support is on: Docker Hub's
+# convention, and Quay's LIBRARY_NAMESPACE.
+LIBRARY_NAMESPACE = "library"
 
 
 def validate_namespace_name(name: str) -> str:
@@ -33,9 +36,15 @@ def validate_tag_name(name: str) -> str:
     return name
 
 
-def split_full_name(full_name: str) -> tuple[str, str]:
-    """Split ``namespace/repo[/more]`` into namespace and repository, validating both."""
-    if len(full_name) > MAX_FULL_NAME_LENGTH or "/" not in full_name:
+def split_full_name(full_name: str, *, library: bool = False) -> tuple[str, str]:
+    """Split ``namespace/repo[/more]`` into namespace and repository, validating both. With
+    ``library``, a one-component name (``alpine``) is that repository in ``LIBRARY_NAMESPACE``
+    (so ``alpine`` and ``library/alpine`` name the same repository); without, it is invalid."""
+    if len(full_name) > MAX_FULL_NAME_LENGTH:
         raise InvalidNameError(f"invalid repository name: {full_name!r}")
+    if "/" not in full_name:
+        if not library:
+            raise InvalidNameError(f"invalid repository name: {full_name!r}")
+        return LIBRARY_NAMESPACE, validate_repository_name(full_name)
     namespace, repository = full_name.split("/", 1)
     return validate_namespace_name(namespace), validate_repository_name(repository)

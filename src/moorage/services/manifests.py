@@ -36,7 +36,7 @@ from moorage.domain.media_types import (
     MANIFEST_TYPES,
     SCHEMA1_TYPES,
 )
-from moorage.domain.names import validate_tag_name
+from moorage.domain.names import split_full_name, validate_tag_name
 from moorage.domain.records import Manifest, RepositoryReference, Tag
 from moorage.model.interface import RegistryModel
 from moorage.services.blobs import BlobService
@@ -52,6 +52,7 @@ RETARGET_ATTEMPTS = 5
 class ManifestSettings:
     size_limit: int = 4 * 1024 * 1024
     temp_tag_expiration_s: int = 300  # keeps a manifest pushed by digest alive until tagged
+    library_support: bool = True  # a schema 1 ``name`` of ``alpine`` means ``library/alpine``
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,11 @@ class ManifestService:
     ) -> None:
         if parsed.schema1 is None:
             return
-        if parsed.schema1.name != repository.full_name:
+        try:
+            named = split_full_name(parsed.schema1.name, library=self.settings.library_support)
+        except InvalidNameError:
+            named = None
+        if named != (repository.namespace_name, repository.name):
             raise NameMismatchError(
                 f"manifest names {parsed.schema1.name!r}, not {repository.full_name!r}"
             )

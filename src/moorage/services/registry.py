@@ -29,12 +29,13 @@ def build_services(
     uploads: UploadSettings | None = None,
     manifests: ManifestSettings | None = None,
     page_cap: int = 1000,
+    library_support: bool = True,
 ) -> RegistryServices:
     upload_settings = uploads or UploadSettings()
     upload_service = UploadService(model, locations, upload_settings)
     blobs = BlobService(model, locations, link_expiration_s=upload_settings.blob_link_expiration_s)
     return RegistryServices(
-        repositories=RepositoryResolver(model),
+        repositories=RepositoryResolver(model, library_support=library_support),
         uploads=upload_service,
         blobs=blobs,
         manifests=ManifestService(model, blobs, upload_service, manifests or ManifestSettings()),

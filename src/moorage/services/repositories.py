@@ -19,9 +19,12 @@ class RepositoryResolver:
     """Name → repository, with the checks every container endpoint shares: the name's
     grammar, the namespace enabled, image kind, and for writes the repository state."""
 
-    def __init__(self, model: RegistryModel, *, create_on_push: bool = True) -> None:
+    def __init__(
+        self, model: RegistryModel, *, create_on_push: bool = True, library_support: bool = True
+    ) -> None:
         self.model = model
         self.create_on_push = create_on_push
+        self.library_support = library_support  # ``alpine`` means ``library/alpine``
 
     def _checked(self, repository: RepositoryReference) -> RepositoryReference:
         if not repository.namespace_enabled:
@@ -33,7 +36,7 @@ class RepositoryResolver:
         return repository
 
     def for_read(self, full_name: str) -> RepositoryReference:
-        namespace, name = split_full_name(full_name)
+        namespace, name = split_full_name(full_name, library=self.library_support)
         repository = self.model.lookup_repository(namespace, name)
         if repository is None:
             if self.model.get_namespace(
@@ -45,7 +48,7 @@ class RepositoryResolver:
 
     def for_write(self, full_name: str) -> RepositoryReference:
         """The repository to push into, created (with its namespace) on first push."""
-        namespace, name = split_full_name(full_name)
+        namespace, name = split_full_name(full_name, library=self.library_support)
         repository = self.model.lookup_repository(namespace, name)
         if repository is None:
             if not self.create_on_push:
