@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from moorage.domain.manifests import V1Entry
+
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 SCHEMA2_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -75,4 +77,20 @@ def put_manifest(
 ) -> Any:
     return client.put(
         f"/v2/{name}/manifests/{reference}", content=body, headers={"Content-Type": media_type}
+    )
+
+
+def base_v1_entry(layer: bytes, image_id: str) -> V1Entry:
+    """A one-image V1 chain entry for ``layer`` (schema 1 manifests in tests)."""
+    return V1Entry(
+        id=image_id,
+        parent=None,
+        blob_digest=sha256(layer),
+        v1_json=json.dumps({"id": image_id, "architecture": "amd64"}),
+        created=None,
+        comment=None,
+        command=None,
+        author=None,
+        throwaway=False,
+        size=len(layer),
     )

@@ -3,18 +3,25 @@ as on Docker Hub and in Quay; with ``library_support`` off they are refused."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from tests.http.v2.helpers import SCHEMA2, error_codes, image, put_manifest, sha256, upload
+from tests.http.v2.helpers import (
+    SCHEMA2,
+    base_v1_entry,
+    error_codes,
+    image,
+    put_manifest,
+    sha256,
+    upload,
+)
 
 from moorage.app import build
 from moorage.config import load_settings
 from moorage.domain.errors import InvalidNameError
-from moorage.domain.manifests import Schema1Signer, V1Entry, build_schema1_manifest
+from moorage.domain.manifests import Schema1Signer, build_schema1_manifest
 from moorage.domain.names import split_full_name
 
 SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
@@ -48,18 +55,7 @@ def test_push_as_alpine_pull_as_library_alpine(client: TestClient) -> None:
 def test_schema1_manifest_may_name_either_form(client: TestClient) -> None:
     layer = b"schema1 library layer"
     upload(client, "alpine", layer)
-    entry = V1Entry(
-        id="b" * 64,
-        parent=None,
-        blob_digest=sha256(layer),
-        v1_json=json.dumps({"id": "b" * 64, "architecture": "amd64"}),
-        created=None,
-        comment=None,
-        command=None,
-        author=None,
-        throwaway=False,
-        size=len(layer),
-    )
+    entry = base_v1_entry(layer, "b" * 64)
     signer = Schema1Signer.generate()
     for url_name, manifest_name in (("alpine", "library/alpine"), ("library/alpine", "alpine")):
         body = build_schema1_manifest(manifest_name, "v1", "amd64", [entry], signer)

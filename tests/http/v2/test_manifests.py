@@ -11,6 +11,7 @@ from tests.http.v2.helpers import (
     OCI_MANIFEST,
     SCHEMA2,
     SCHEMA2_LIST,
+    base_v1_entry,
     error_codes,
     image,
     put_manifest,
@@ -264,22 +265,11 @@ def test_a_client_that_accepts_nothing_we_have(client: TestClient) -> None:
 
 
 def test_signed_schema1_push(client: TestClient, application: Application) -> None:
-    from moorage.domain.manifests import Schema1Signer, V1Entry, build_schema1_manifest
+    from moorage.domain.manifests import Schema1Signer, build_schema1_manifest
 
     layer = b"schema1 layer"
     upload(client, NAME, layer)
-    entry = V1Entry(
-        id="a" * 64,
-        parent=None,
-        blob_digest=sha256(layer),
-        v1_json=json.dumps({"id": "a" * 64, "architecture": "amd64"}),
-        created=None,
-        comment=None,
-        command=None,
-        author=None,
-        throwaway=False,
-        size=len(layer),
-    )
+    entry = base_v1_entry(layer, "a" * 64)
     signer = Schema1Signer.generate()
     body = build_schema1_manifest(NAME, "v1", "amd64", [entry], signer)
     response = put_manifest(client, NAME, "v1", body, SCHEMA1_SIGNED)
