@@ -139,9 +139,7 @@ def build(settings: Settings) -> Application:
             blob_link_expiration_s=settings.push_temp_tag_expiration_s,
             max_blob_size=settings.max_blob_size,
         ),
-        manifests=ManifestSettings(
-            size_limit=settings.manifest_size_limit, library_support=settings.library_support
-        ),
+        manifests=ManifestSettings(size_limit=settings.manifest_size_limit),
         page_cap=settings.listing_page_cap,
         library_support=settings.library_support,
     )

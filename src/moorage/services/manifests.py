@@ -52,7 +52,6 @@ RETARGET_ATTEMPTS = 5
 class ManifestSettings:
     size_limit: int = 4 * 1024 * 1024
     temp_tag_expiration_s: int = 300  # keeps a manifest pushed by digest alive until tagged
-    library_support: bool = True  # a schema 1 ``name`` of ``alpine`` means ``library/alpine``
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +101,11 @@ class ManifestService:
         blobs: BlobService,
         uploads: UploadService,
         settings: ManifestSettings,
+        *,
+        library_support: bool = True,
     ) -> None:
         self.model, self.blobs, self.uploads, self.settings = model, blobs, uploads, settings
+        self.library_support = library_support  # a schema 1 ``name`` of ``alpine`` is library/
 
     # -- push ----------------------------------------------------------------------------
 
@@ -149,7 +151,7 @@ class ManifestService:
         if parsed.schema1 is None:
             return
         try:
-            named = split_full_name(parsed.schema1.name, library=self.settings.library_support)
+            named = split_full_name(parsed.schema1.name, library=self.library_support)
         except InvalidNameError:
             named = None
         if named != (repository.namespace_name, repository.name):

@@ -31,6 +31,8 @@ def build_services(
     page_cap: int = 1000,
     library_support: bool = True,
 ) -> RegistryServices:
+    """``library_support``: a one-component name is ``library/<name>``, both in URLs (the
+    resolver) and in schema 1 manifests (the manifest checks): one setting for both."""
     upload_settings = uploads or UploadSettings()
     upload_service = UploadService(model, locations, upload_settings)
     blobs = BlobService(model, locations, link_expiration_s=upload_settings.blob_link_expiration_s)
@@ -38,6 +40,12 @@ def build_services(
         repositories=RepositoryResolver(model, library_support=library_support),
         uploads=upload_service,
         blobs=blobs,
-        manifests=ManifestService(model, blobs, upload_service, manifests or ManifestSettings()),
+        manifests=ManifestService(
+            model,
+            blobs,
+            upload_service,
+            manifests or ManifestSettings(),
+            library_support=library_support,
+        ),
         listing=ListingService(model, page_cap=page_cap),
     )
