@@ -113,11 +113,3 @@ def verify_pull(client: httpx.Client, repo: str, digest: str, size: int) -> None
     received = _pull(client, repo, digest, hasher.update)
     if received != size or "sha256:" + hasher.hexdigest() != digest:
         raise BenchError(f"pulled {received} bytes of {digest}: size or digest mismatch")
-
-
-def put_manifest(client: httpx.Client, repo: str, reference: str, body: bytes) -> str:
-    headers = {"Content-Type": MEDIA_MANIFEST}
-    response = _expect(
-        client.put(f"/v2/{repo}/manifests/{reference}", content=body, headers=headers), 201
-    )
-    return str(response.headers.get("docker-content-digest", ""))

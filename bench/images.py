@@ -9,18 +9,9 @@ import random
 from dataclasses import dataclass
 from functools import partial
 
-import httpx
-
-from bench.client import (
-    MEDIA_CONFIG,
-    MEDIA_LAYER,
-    MEDIA_MANIFEST,
-    blob_exists,
-    new_client,
-    push_monolithic,
-    put_manifest,
-)
+from bench.client import MEDIA_CONFIG, MEDIA_LAYER, MEDIA_MANIFEST, BenchError
 from bench.data import KIB, MIB, BlobSpec, small_blob
+from bench.lean import LeanClient, Reply
 from bench.model import Measure, Plan, in_threads, timed
 from bench.servers import Server
 
@@ -65,15 +56,39 @@ def build_image(salt: str, sizes: list[int]) -> Image:
     return Image(layers, config, json.dumps(manifest_doc, indent=3).encode())
 
 
-def push_image(client: httpx.Client, repo: str, image: Image, tag: str) -> str:
+def _expect(reply: Reply, what: str, *codes: int) -> Reply:
+    if reply.status not in codes:
+        raise BenchError(f"{what} -> {reply.status}: {reply.body[:300]!r}")
+    return reply
+
+
+def push_blob(client: LeanClient, repo: str, data: bytes, digest: str) -> None:
+    """HEAD the blob; if missing, POST a session and PUT ?digest= with the bytes."""
+    head = _expect(client.request("HEAD", f"/v2/{repo}/blobs/{digest}"), "HEAD blob", 200, 404)
+    if head.status == 200:
+        return
+    started = _expect(client.request("POST", f"/v2/{repo}/blobs/uploads/"), "POST upload", 202)
+    location = client.resolve(started.headers["location"])
+    target = location + ("&" if "?" in location else "?") + "digest=" + digest
+    headers = {"Content-Type": "application/octet-stream"}
+    _expect(client.request("PUT", target, data, headers), f"PUT blob {digest}", 201)
+
+
+def push_image(client: LeanClient, repo: str, image: Image, tag: str) -> str:
     """What a client does: HEAD each blob, upload the missing ones, then PUT the manifest."""
     for data, digest in [*image.layers, image.config]:
-        if not blob_exists(client, repo, digest):
-            push_monolithic(client, repo, data, len(data), digest)
+        push_blob(client, repo, data, digest)
     return put_manifest(client, repo, tag, image.manifest)
 
 
-def _push_series(client: httpx.Client, repos: list[str], series: list[Image]) -> None:
+def put_manifest(client: LeanClient, repo: str, reference: str, body: bytes) -> str:
+    """The digest the registry answered (empty if it sent none)."""
+    headers = {"Content-Type": MEDIA_MANIFEST}
+    reply = client.request("PUT", f"/v2/{repo}/manifests/{reference}", body, headers)
+    return _expect(reply, "PUT manifest", 201).headers.get("docker-content-digest", "")
+
+
+def _push_series(client: LeanClient, repos: list[str], series: list[Image]) -> None:
     for repo, image in zip(repos, series, strict=True):
         push_image(client, repo, image, "v1")
 
@@ -90,7 +105,7 @@ def push_images(servers: list[Server], plan: Plan, run: int) -> list[Measure]:
         series = [[build_image(name, sizes) for name in row] for row in names]
         label = f"image push, {plan.layers} layers, {parallel} in parallel"
         for server in servers:
-            clients = [new_client(server.base_url) for _ in range(parallel)]
+            clients = [LeanClient(server.base_url) for _ in range(parallel)]
             try:
                 actions = [
                     partial(_push_series, c, names[p], series[p]) for p, c in enumerate(clients)
@@ -126,7 +141,7 @@ def seed_latency_image(servers: list[Server]) -> Seeded:
     digest = small_blob(image.manifest)[1]
     repo, tag = "bench/latency", "latest"
     for server in servers:
-        with new_client(server.base_url) as client:
+        with LeanClient(server.base_url) as client:
             answered = push_image(client, repo, image, tag)
             if answered and answered != digest:
                 raise RuntimeError(f"{server.name} answered digest {answered}, expected {digest}")

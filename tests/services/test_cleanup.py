@@ -40,10 +40,9 @@ def test_orphaned_session_data_goes(
     driver.append_upload(session_id, metadata, 0, [b"left by a crash"])
     recent = UploadCleaner(model, locations, timedelta(hours=1)).run_once()
     assert recent.orphans == 0  # too young: it may still be in use
-    session_dir = tmp_path / "replica" / "_uploads" / session_id  # the conftest's layout
+    session_file = tmp_path / "replica" / "_uploads" / session_id  # the conftest's layout
     past = time.time() - 3 * 86400
-    for path in [*session_dir.rglob("*"), session_dir]:
-        os.utime(path, (past, past))
+    os.utime(session_file, (past, past))
     report = UploadCleaner(model, locations, timedelta(days=1)).run_once()
     assert report.orphans == 1
     assert list(driver.list_uploads()) == []

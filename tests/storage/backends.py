@@ -72,7 +72,7 @@ def _memory(context: BackendContext) -> Backend:
     assert isinstance(inner, MemoryDriver)
 
     def entries() -> list[str]:
-        return sorted(inner._objects) + sorted(f"_uploads/{sid}/data" for sid in inner._sessions)
+        return sorted(inner._objects) + sorted(f"_uploads/{sid}" for sid in inner._sessions)
 
     return Backend("memory", driver, entries)
 

@@ -10,6 +10,7 @@ import pytest
 from moorage.storage import InvalidKeyError, ObjectNotFoundError, StorageDriver, create_driver
 from moorage.storage.filesystem import FilesystemDriver
 from moorage.storage.health import check_local_root, prepare_local_root
+from moorage.storage.keys import blob_key
 from storage.backends import ClientGoneError, failing, read_all
 
 
@@ -35,6 +36,21 @@ def test_root_is_created_and_stays_healthy(root: Path, fs: StorageDriver) -> Non
     fs.put("a/b", [b"x"])
     prepare_local_root(root)
     check_local_root(root)
+
+
+def test_prepare_makes_the_blob_fanout_once(root: Path) -> None:
+    prepare_local_root(root)
+    fanout = sorted(path.name for path in (root / "blobs" / "sha256").iterdir())
+    assert fanout == [f"{value:02x}" for value in range(256)]
+    (root / "blobs" / "sha256" / "00" / "keep").write_bytes(b"a blob")
+    prepare_local_root(root)  # a restart leaves everything as it was
+    assert (root / "blobs" / "sha256" / "00" / "keep").read_bytes() == b"a blob"
+    fs = create_driver("filesystem", root=root)
+    digest = "sha256:" + "ab" * 32
+    session_id, metadata = fs.initiate_upload()
+    _, metadata = fs.append_upload(session_id, metadata, 0, [b"layer"])
+    fs.complete_upload(session_id, metadata, blob_key(digest))
+    assert (root / "blobs" / "sha256" / "ab" / ("ab" * 32)).read_bytes() == b"layer"
 
 
 def test_objects_land_at_their_key_under_root(root: Path, fs: StorageDriver) -> None:
@@ -193,13 +209,13 @@ def test_an_interrupted_append_is_truncated_on_disk(root: Path, fs: StorageDrive
     _, metadata = fs.append_upload(session_id, metadata, 0, [b"12345"])
     with pytest.raises(ClientGoneError):
         fs.append_upload(session_id, metadata, 5, failing(b"garbage"))
-    assert (root / "_uploads" / session_id / "data").read_bytes() == b"12345"
+    assert (root / "_uploads" / session_id).read_bytes() == b"12345"
 
 
 def test_append_discards_leftover_bytes_past_the_offset(root: Path, fs: StorageDriver) -> None:
     session_id, metadata = fs.initiate_upload()
     _, metadata = fs.append_upload(session_id, metadata, 0, [b"12345"])
-    with (root / "_uploads" / session_id / "data").open("ab") as data:
+    with (root / "_uploads" / session_id).open("ab") as data:
         data.write(b"left by a crashed worker")
     _, metadata = fs.append_upload(session_id, metadata, 5, [b"678"])
     assert read_all(fs.read_upload(session_id, metadata)) == b"12345678"
@@ -211,7 +227,7 @@ def test_append_discards_leftover_bytes_past_the_offset(root: Path, fs: StorageD
 def test_complete_ignores_uncommitted_tail(root: Path, fs: StorageDriver) -> None:
     session_id, metadata = fs.initiate_upload()
     _, metadata = fs.append_upload(session_id, metadata, 0, [b"abc"])
-    with (root / "_uploads" / session_id / "data").open("ab") as data:
+    with (root / "_uploads" / session_id).open("ab") as data:
         data.write(b"tail")
     fs.complete_upload(session_id, metadata, "final/data")
     assert (root / "final/data").read_bytes() == b"abc"
@@ -223,6 +239,32 @@ def test_list_uploads_skips_foreign_entries(root: Path, fs: StorageDriver) -> No
     (root / "_uploads" / "junk").mkdir()
     (root / "_uploads" / ("f" * 32)).mkdir()  # a valid id without data: half-cancelled
     assert [sid for sid, _ in fs.list_uploads()] == [session_id]
+
+
+def test_sessions_are_single_files(root: Path, fs: StorageDriver) -> None:
+    session_id, metadata = fs.initiate_upload()
+    fs.append_upload(session_id, metadata, 0, [b"layer"])
+    assert [entry.name for entry in (root / "_uploads").iterdir()] == [session_id]
+    assert (root / "_uploads" / session_id).read_bytes() == b"layer"
+
+
+def test_an_earlier_versions_session_directory_is_listed_and_removed_not_continued(
+    root: Path, fs: StorageDriver
+) -> None:
+    """Sessions used to be ``_uploads/<id>/data``: cleanup must still find and end them,
+    and a chunk for one is refused as unknown (the client starts over)."""
+    fs.initiate_upload()  # makes _uploads
+    legacy = "e" * 32
+    (root / "_uploads" / legacy).mkdir()
+    (root / "_uploads" / legacy / "data").write_bytes(b"old bytes")
+    assert legacy in dict(fs.list_uploads())
+    with pytest.raises(ObjectNotFoundError):
+        fs.append_upload(legacy, {"size": 9}, 9, [b"more"])
+    with pytest.raises(ObjectNotFoundError):
+        fs.upload_size(legacy, {"size": 9})
+    fs.cancel_upload(legacy, {"size": 9})
+    assert not (root / "_uploads" / legacy).exists()
+    assert legacy not in dict(fs.list_uploads())
 
 
 def test_another_driver_instance_continues_an_upload(root: Path) -> None:

@@ -17,9 +17,12 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.sql import Select
 
-from moorage.db.fastread import FastReader
+from moorage.db.fastsql import FastSQL, FastTransaction
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# What the model's shared helpers accept: a SQLAlchemy connection or a fast transaction.
+Executor = Connection | FastTransaction
+SQLITE_CONNECTION_PRAGMAS = ("PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL")
 SQLITE_POOL_SIZE = 40  # anyio's default worker thread count
 
 
@@ -46,8 +49,8 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        for pragma in SQLITE_CONNECTION_PRAGMAS:
+            cursor.execute(pragma)
         # WAL is a property of the file: set it once. Asking again would need a lock
         # that a busy writer holds, and the pragma does not wait on the busy timeout.
         on_disk = sqlite_file(engine.url) is not None
@@ -79,16 +82,20 @@ def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
 @dataclass(frozen=True, slots=True)
 class Database:
     """Hands out read and write transactions on one engine, and runs the hot read queries
-    on the driver directly (``first``/``all``, see ``moorage.db.fastread``)."""
+    and the hot write transactions on the driver directly (``first``/``all``/``fast_write``,
+    see ``moorage.db.fastsql``)."""
 
     engine: Engine
-    fast: FastReader = field(init=False, repr=False, compare=False)
+    fast: FastSQL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        reader = FastReader(
-            self.engine, sqlite_file(self.engine.url), busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
+        fast = FastSQL(
+            self.engine,
+            sqlite_file(self.engine.url),
+            busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS,
+            sqlite_write_pragmas=SQLITE_CONNECTION_PRAGMAS,
         )
-        object.__setattr__(self, "fast", reader)
+        object.__setattr__(self, "fast", fast)
 
     @property
     def is_sqlite(self) -> bool:
@@ -113,6 +120,13 @@ class Database:
                 # makes SQLAlchemy dispatch events on every connection and statement.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
+
+    @contextmanager
+    def fast_write(self) -> Iterator[FastTransaction]:
+        """A write transaction on the raw driver for prebuilt statements (module constants,
+        no IN lists): what every pushed layer runs. ``write`` for everything else."""
+        with self.fast.write() as transaction:
+            yield transaction
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -37,7 +37,10 @@ from moorage.storage.keys import (
 from moorage.storage.ranges import check_read_args, clamp
 from moorage.storage.sessions import check_offset, committed_size, metadata_for
 
-_SESSION_DATA = "data"
+# Sessions are single files, ``_uploads/<id>``. Earlier versions made a directory per session
+# holding this file: one more mkdir and rmdir per layer pushed. Those are still listed and
+# removed (so cleanup ends them) but not continued: their client starts the upload again.
+_LEGACY_SESSION_DATA = "data"
 _SAFE_DIRS_CAP = 4096  # remembered directories; beyond that, start over
 
 
@@ -121,15 +124,15 @@ class FilesystemDriver:
     def initiate_upload(self) -> tuple[str, UploadMetadata]:
         session_id = new_session_id()
         path = self._session_path(session_id)
+        # O_EXCL: a fresh id names nothing yet, and an existing entry (a link) is refused,
+        # never written through.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
-            # Not exist_ok: a fresh id names nothing yet, and an existing entry (a link)
-            # must not be written through.
-            os.mkdir(path.parent)
+            fd = os.open(path, flags, 0o644)
         except FileNotFoundError:  # the first session: no _uploads yet
             files.makedirs_synced(self._uploads, self.root)
-            os.mkdir(path.parent)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-        os.close(os.open(path, flags, 0o644))
+            fd = os.open(path, flags, 0o644)
+        os.close(fd)
         return session_id, metadata_for(0)
 
     def append_upload(
@@ -177,14 +180,17 @@ class FilesystemDriver:
                 if held != size:
                     os.ftruncate(fd, size)
                 os.fsync(fd)
+                # The source directory (_uploads) is not synced: a session file lost
+                # from it in a crash is only an abandoned upload.
                 files.sync_rename(path, final_path, self.root, sync_source=False)
                 moved = True
         finally:
             os.close(fd)
-        self._drop_session(path, data_left=not moved)
+        if not moved:
+            self._drop_session(path)
 
     def cancel_upload(self, session_id: str, metadata: UploadMetadata) -> None:
-        self._drop_session(self._session_path(session_id), data_left=True)
+        self._drop_session(self._session_path(session_id))
 
     def list_uploads(self) -> Iterator[tuple[str, float]]:
         try:
@@ -251,15 +257,13 @@ class FilesystemDriver:
                 if exc.errno != errno.ELOOP:
                     raise
             return files.open_file(self._contain(path), flags)
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFoundError(missing) from None
 
     def _session_path(self, session_id: str) -> Path:
-        prefix = upload_prefix(session_id)
-        path = self.root / prefix / _SESSION_DATA
-        # Session directories come and go with every upload: checked, never remembered.
+        path = self.root / upload_prefix(session_id)
+        # The session file itself is opened without following links.
         self._check_dirs(UPLOADS_DIR, path)
-        self._check_dirs(prefix, path, remember=False)
         return path
 
     def _open_session(
@@ -272,12 +276,16 @@ class FilesystemDriver:
             raise StorageError(f"upload {session_id} holds {size} bytes, expected {need}")
         return fd, size
 
-    def _drop_session(self, path: Path, *, data_left: bool) -> None:
-        if data_left:
+    def _drop_session(self, path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # a session of an earlier version (see above)
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            path.parent.rmdir()
+                (path / _LEGACY_SESSION_DATA).unlink()
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
     def _prune(self, directory: Path) -> None:
         """Removes ``directory`` and its parents while empty; forgets the checked ones."""
@@ -299,10 +307,14 @@ class FilesystemDriver:
         for name in entries:
             try:
                 validate_session_id(name)
-                modified = (self._uploads / name / _SESSION_DATA).stat().st_mtime
+                path = self._uploads / name
+                info = os.lstat(path)
+                if stat.S_ISDIR(info.st_mode):  # an earlier version's session directory
+                    info = os.lstat(path / _LEGACY_SESSION_DATA)
             except (InvalidKeyError, FileNotFoundError, NotADirectoryError):
                 continue
-            yield name, modified
+            if stat.S_ISREG(info.st_mode):
+                yield name, info.st_mtime
 
 
 def _is_file(path: Path) -> bool:

@@ -54,6 +54,13 @@ def blob_key(digest: str) -> str:
     return f"blobs/{parsed.algorithm}/{parsed.hex[:2]}/{parsed.hex}"
 
 
+def blob_fanout_prefixes(algorithm: str) -> list[str]:
+    """The 256 directories ``blob_key`` spreads the blobs of ``algorithm`` over, in order."""
+    if not _COMPONENT.fullmatch(algorithm):
+        raise InvalidKeyError(f"malformed digest algorithm: {algorithm!r}")
+    return [f"blobs/{algorithm}/{value:02x}" for value in range(256)]
+
+
 def derived_key(storage_uuid: str) -> str:
     """``derived/<first two hex>/<uuid>/data`` for a derived image (squashed layer, etc.)."""
     try:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, Table, and_, bindparam, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from moorage.db import tables as t
-from moorage.db.engine import Database
+from moorage.db.engine import Database, Executor
 from moorage.domain.errors import UnknownLocationError
 from moorage.domain.records import (
     Blob,
@@ -47,7 +47,7 @@ _IGNORING: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def ignoring_conflict(
-    conn: Connection,
+    conn: Executor,
     table: Table,
     conflict_columns: Sequence[str],
     returning: Sequence[str] = (),
@@ -80,7 +80,7 @@ def ignoring_conflict(
 
 
 def insert_ignoring_conflict(
-    conn: Connection, table: Table, values: dict[str, Any], conflict_columns: Sequence[str]
+    conn: Executor, table: Table, values: dict[str, Any], conflict_columns: Sequence[str]
 ) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING on either backend (first writer wins); True when
     this call inserted the row."""
@@ -108,7 +108,7 @@ class SqlModelBase:
 
     # -- storage locations ---------------------------------------------------------------
 
-    def location_id(self, conn: Connection, name: str) -> int:
+    def location_id(self, conn: Executor, name: str) -> int:
         """Row id of a configured location, creating its row on first use."""
         cached = self._location_ids.get(name)
         if cached is not None:
@@ -143,11 +143,11 @@ class SqlModelBase:
             found.setdefault(int(blob_id), []).append(str(name))
         return found
 
-    def blob_record(self, conn: Connection, row: Row[Any], include_placements: bool) -> Blob:
+    def blob_record(self, conn: Executor, row: Any, include_placements: bool) -> Blob:
         if not include_placements:
             return blob_from_row(row)
-        placements = self.placements_of(conn, [row.id]).get(row.id, [])
-        return blob_from_row(row, tuple(placements))
+        names = conn.execute(_PLACEMENTS_OF_ONE, {"blob_id": row.id})
+        return blob_from_row(row, tuple(str(name) for (name,) in names))
 
 
 def repository_query() -> Any:
@@ -170,6 +170,12 @@ _REPOSITORY_ID = select(t.repository.c.id).where(t.repository.c.id == bindparam(
 _LOCK_REPOSITORY = _REPOSITORY_ID.with_for_update(key_share=True)
 _LOCATION_BY_NAME = select(t.storage_location.c.id).where(
     t.storage_location.c.name == bindparam("name")
+)
+_PLACEMENTS_OF_ONE = (  # no IN list: it also runs in fast transactions
+    select(t.storage_location.c.name)
+    .join(t.blob_placement)
+    .where(t.blob_placement.c.blob_id == bindparam("blob_id"))
+    .order_by(t.storage_location.c.name)
 )
 _PLACEMENTS = (
     select(t.blob_placement.c.blob_id, t.storage_location.c.name)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import bindparam, delete, select
 
 from moorage.db import tables as t
+from moorage.db.engine import Executor
 from moorage.domain.records import Blob, RepositoryReference, TorrentInfo
 from moorage.model.sql.base import (
     SqlModelBase,
@@ -30,7 +31,7 @@ _TORRENT_INFO = select(t.torrent_info.c.piece_length, t.torrent_info.c.pieces).w
 )
 
 
-def record_torrent_info(conn: Connection, blob_id: int, info: TorrentInfo) -> TorrentInfo:
+def record_torrent_info(conn: Executor, blob_id: int, info: TorrentInfo) -> TorrentInfo:
     """Records torrent info unless the blob has some for this piece length already; returns
     what is recorded (the first write wins)."""
     if info.piece_length <= 0:

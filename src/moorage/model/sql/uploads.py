@@ -1,8 +1,9 @@
 """Blob upload sessions and committing them into blobs.
 
 Every push runs these for each of its blobs, so the statements are built once with bind
-parameters and each transaction issues as few as it can: records are built from the values
-just written instead of being read back.
+parameters, run on the raw driver (``Database.fast_write``, ``Database.first``), and each
+transaction issues as few as it can: records are built from the values just written instead
+of being read back.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, literal, select, update
+from sqlalchemy import bindparam, delete, func, literal, select, update
 
 from moorage.db import tables as t
+from moorage.db.engine import Executor
 from moorage.domain.digest import Digest
 from moorage.domain.records import Blob, BlobUpload, RepositoryReference, TorrentInfo
 from moorage.model.sql.base import (
@@ -101,6 +103,20 @@ _BLOB_BY_DIGEST = select(t.blob).where(t.blob.c.digest == bindparam("digest"))
 _LINK_BLOB = t.uploaded_blob.insert()
 _PLACE_BLOB = t.blob_placement.insert()
 _BLOB_COLUMNS = tuple(column.name for column in t.blob.columns)
+# An existing row left incomplete (a legacy or interrupted push): sizes it lacks, not uploading.
+_COMPLETE_BLOB = (
+    update(t.blob)
+    .where(t.blob.c.id == bindparam("blob_pk"))
+    .values(
+        compressed_size=func.coalesce(
+            t.blob.c.compressed_size, _typed("compressed", t.blob.c.compressed_size)
+        ),
+        uncompressed_size=func.coalesce(
+            t.blob.c.uncompressed_size, _typed("uncompressed", t.blob.c.uncompressed_size)
+        ),
+        uploading=False,
+    )
+)
 
 
 class UploadMixin(SqlModelBase):
@@ -112,7 +128,7 @@ class UploadMixin(SqlModelBase):
         storage_metadata: dict[str, Any],
     ) -> BlobUpload | None:
         created = datetime.now(UTC)
-        with self.database.write() as conn:
+        with self.database.fast_write() as conn:
             upload_pk = conn.execute(
                 _CREATE_UPLOAD,
                 {
@@ -145,8 +161,7 @@ class UploadMixin(SqlModelBase):
         self, repository_ref: RepositoryReference, blob_upload_id: str
     ) -> BlobUpload | None:
         params = {"upload_id": blob_upload_id, "repository_id": repository_ref.id}
-        with self.database.read() as conn:
-            row = conn.execute(_UPLOAD_BY_UUID, params).first()
+        row = self.database.first(_UPLOAD_BY_UUID, params)
         return None if row is None else upload_record(row)
 
     def update_blob_upload(
@@ -169,7 +184,7 @@ class UploadMixin(SqlModelBase):
             "chunk_count": chunk_count,
             "sha_state": sha_state,
         }
-        with self.database.write() as conn:
+        with self.database.fast_write() as conn:
             result = conn.execute(_UPDATE_UPLOAD, {"upload_pk": blob_upload.id, **values})
         if result.rowcount != 1:
             return None
@@ -190,7 +205,7 @@ class UploadMixin(SqlModelBase):
         )
 
     def delete_blob_upload(self, blob_upload: BlobUpload) -> None:
-        with self.database.write() as conn:
+        with self.database.fast_write() as conn:
             conn.execute(_DELETE_UPLOAD, {"upload_pk": blob_upload.id})
 
     def commit_blob_upload(
@@ -207,7 +222,7 @@ class UploadMixin(SqlModelBase):
         ``set_torrent_info``)."""
         Digest.parse(blob_digest_str)
         session = {"upload_pk": blob_upload.id}
-        with self.database.write() as conn:
+        with self.database.fast_write() as conn:
             # A plain read, not the DELETE first: on PostgreSQL a concurrent commit of the
             # same session must not wait on its row lock (both go through, as ever).
             if conn.execute(_UPLOAD_PRESENT, session).first() is None:
@@ -227,7 +242,7 @@ class UploadMixin(SqlModelBase):
             conn.execute(_DELETE_UPLOAD, session)
             return blob
 
-    def _ensure_blob(self, conn: Connection, upload: BlobUpload, digest: str) -> Blob:
+    def _ensure_blob(self, conn: Executor, upload: BlobUpload, digest: str) -> Blob:
         """The global blob row for the digest (created or completed), placed at the
         upload's location, with its placements."""
         location_id = self.location_id(conn, upload.location_name)
@@ -249,15 +264,16 @@ class UploadMixin(SqlModelBase):
             conn.execute(_PLACE_BLOB, placement)
             return blob_from_row(inserted, (upload.location_name,))
         row = conn.execute(_BLOB_BY_DIGEST, {"digest": digest}).one()
-        fill: dict[str, Any] = {}
-        if row.compressed_size is None:
-            fill["compressed_size"] = upload.byte_count
-        if row.uncompressed_size is None and upload.uncompressed_byte_count is not None:
-            fill["uncompressed_size"] = upload.uncompressed_byte_count
-        if row.uploading:
-            fill["uploading"] = False
-        if fill:
-            conn.execute(update(t.blob).where(t.blob.c.id == row.id).values(**fill))
+        incomplete = row.compressed_size is None or row.uploading
+        if incomplete or (
+            row.uncompressed_size is None and upload.uncompressed_byte_count is not None
+        ):
+            sizes = {
+                "blob_pk": row.id,
+                "compressed": upload.byte_count,
+                "uncompressed": upload.uncompressed_byte_count,
+            }
+            conn.execute(_COMPLETE_BLOB, sizes)
             row = conn.execute(_BLOB_BY_DIGEST, {"digest": digest}).one()
         placement["blob_id"] = row.id
         insert_ignoring_conflict(
