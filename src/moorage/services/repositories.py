@@ -39,9 +39,8 @@ class RepositoryResolver:
         namespace, name = split_full_name(full_name, library=self.library_support)
         repository = self.model.lookup_repository(namespace, name)
         if repository is None:
-            if self.model.get_namespace(
-                namespace
-            ) is not None and not self.model.is_namespace_enabled(namespace):
+            found = self.model.get_namespace(namespace)
+            if found is not None and not found.enabled:
                 raise AccessDeniedError(f"namespace {namespace} is disabled")
             raise RepositoryNotFoundError(f"repository name not known to registry: {full_name}")
         return self._checked(repository)

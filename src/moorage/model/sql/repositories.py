@@ -29,6 +29,8 @@ from moorage.model.sql.base import (
 _REPOSITORY_BY_NAME = repository_query().where(
     t.namespace.c.name == bindparam("namespace"), t.repository.c.name == bindparam("name")
 )
+_NAMESPACE_BY_NAME = select(t.namespace).where(t.namespace.c.name == bindparam("name"))
+_NAMESPACE_ENABLED = select(t.namespace.c.enabled).where(t.namespace.c.name == bindparam("name"))
 
 
 class RepositoryMixin(SqlModelBase):
@@ -68,8 +70,8 @@ class RepositoryMixin(SqlModelBase):
         return found
 
     def get_namespace(self, name: str) -> Namespace | None:
-        with self.database.read() as conn:
-            row = conn.execute(select(t.namespace).where(t.namespace.c.name == name)).first()
+        # Asked by every push into a new repository and every read of a missing one.
+        row = self.database.first(_NAMESPACE_BY_NAME, {"name": name})
         if row is None:
             return None
         return Namespace(
@@ -90,11 +92,8 @@ class RepositoryMixin(SqlModelBase):
         return result.rowcount == 1
 
     def is_namespace_enabled(self, namespace_name: str) -> bool:
-        with self.database.read() as conn:
-            enabled = conn.execute(
-                select(t.namespace.c.enabled).where(t.namespace.c.name == namespace_name)
-            ).scalar()
-        return bool(enabled)
+        row = self.database.first(_NAMESPACE_ENABLED, {"name": namespace_name})
+        return row is not None and bool(row.enabled)
 
     def create_repository(
         self,
