@@ -85,7 +85,7 @@ def test_sqlite_hot_reads_cannot_write(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/ro.db"
     upgrade(url)
     database = Database(create_database_engine(url))
-    connection = database.fast._sqlite()
+    connection = database.fast._readers.take()
     with pytest.raises(OperationalError, match="readonly"):
         connection.execute("DELETE FROM namespace")
     database.close()
@@ -198,4 +198,26 @@ def test_sqlite_fast_writers_queue_behind_another_writer(tmp_path: Path) -> None
     thread.join(10)
     assert done == ["second"]
     assert database.first(_NAMESPACE_BY_NAME, {"name": "second"}) is not None
+    database.close()
+
+
+def test_sqlite_connections_are_shared_across_threads_not_opened_per_thread(
+    tmp_path: Path,
+) -> None:
+    """Twenty request threads, one after another: one reader and one writer stay open, not
+    twenty of each (every SQLite connection holds its own page cache and schema copy)."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    upgrade(url)
+    database = Database(create_database_engine(url))
+
+    def request(index: int) -> None:
+        with database.fast_write() as tx:
+            tx.execute(_NEW_NAMESPACE, _namespace_values(f"ns{index}"))
+        assert database.first(_NAMESPACE_BY_NAME, {"name": f"ns{index}"}) is not None
+
+    for index in range(20):
+        thread = threading.Thread(target=request, args=(index,))
+        thread.start()
+        thread.join()
+    assert (database.fast._readers.opened, database.fast._writers.opened) == (1, 1)
     database.close()

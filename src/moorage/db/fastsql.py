@@ -68,9 +68,10 @@ class FastSQL:
         self._compiled: dict[
             tuple[int, tuple[str, ...] | None], tuple[FastStatement, _Compiled]
         ] = {}
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._readers = _SqliteConnections(
+            sqlite_path, busy_timeout_ms, ("PRAGMA query_only = ON",)
+        )
+        self._writers = _SqliteConnections(sqlite_path, busy_timeout_ms, self.sqlite_write_pragmas)
 
     # -- compiling -------------------------------------------------------------------
 
@@ -141,9 +142,13 @@ class FastSQL:
         compiled = self._compile(statement)
         args = self._arguments(compiled, params)
         if self.sqlite_path is not None:
-            cursor = self._sqlite().execute(compiled.sql, args)
-            raw = [cursor.fetchone()] if one else cursor.fetchall()
-            cursor.close()
+            connection = self._readers.take()
+            try:
+                cursor = connection.execute(compiled.sql, args)
+                raw = [cursor.fetchone()] if one else cursor.fetchall()
+                cursor.close()
+            finally:
+                self._readers.give_back(connection)
         else:
             raw = self._pooled(compiled.sql, args, one=one)
         return [self._row(compiled, values) for values in raw if values is not None]
@@ -167,18 +172,21 @@ class FastSQL:
 
     @contextmanager
     def _sqlite_write(self) -> Iterator[FastTransaction]:
-        connection = self._sqlite_writer()
-        connection.execute("BEGIN IMMEDIATE")  # queue on the lock now, not at commit
-        cursor = connection.cursor()
+        connection = self._writers.take()
         try:
-            yield FastTransaction(self, cursor)
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
+            connection.execute("BEGIN IMMEDIATE")  # queue on the lock now, not at commit
+            cursor = connection.cursor()
+            try:
+                yield FastTransaction(self, cursor)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
+            self._writers.give_back(connection)
 
     @contextmanager
     def _pooled_write(self) -> Iterator[FastTransaction]:
@@ -206,41 +214,52 @@ class FastSQL:
         finally:
             connection.close()  # back to the pool, rolled back: no snapshot is kept open
 
-    def _sqlite(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            assert self.sqlite_path is not None
-            connection = sqlite3.connect(
-                self.sqlite_path, isolation_level=None, check_same_thread=False
-            )
-            connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            connection.execute("PRAGMA query_only = ON")
-            self._local.connection = connection
-            with self._lock:
-                self._opened.append(connection)
+    def close(self) -> None:
+        self._readers.close()
+        self._writers.close()
+
+
+class _SqliteConnections:
+    """Raw connections to one SQLite file, opened on demand with ``setup`` pragmas and reused
+    last-in first-out: as many stay open as were ever busy at once (a few), not one for every
+    thread that ever ran a statement (up to the thread pool's 40), each with its own page
+    cache and copy of the schema."""
+
+    def __init__(self, path: str | None, busy_timeout_ms: int, setup: Sequence[str]) -> None:
+        self.path, self.busy_timeout_ms, self.setup = path, busy_timeout_ms, tuple(setup)
+        self._idle: list[sqlite3.Connection] = []
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # list.pop and list.append are atomic: the idle list needs no lock of its own.
+    def take(self) -> sqlite3.Connection:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._open()
+
+    def give_back(self, connection: sqlite3.Connection) -> None:
+        self._idle.append(connection)
+
+    def _open(self) -> sqlite3.Connection:
+        assert self.path is not None
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        for pragma in self.setup:
+            connection.execute(pragma)
+        with self._lock:
+            self._opened.append(connection)
         return connection
 
-    def _sqlite_writer(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "writer", None)
-        if connection is None:
-            assert self.sqlite_path is not None
-            connection = sqlite3.connect(
-                self.sqlite_path, isolation_level=None, check_same_thread=False
-            )
-            connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            for pragma in self.sqlite_write_pragmas:
-                connection.execute(pragma)
-            self._local.writer = connection
-            with self._lock:
-                self._opened.append(connection)
-        return connection
+    @property
+    def opened(self) -> int:
+        return len(self._opened)
 
     def close(self) -> None:
         with self._lock:
-            opened, self._opened = self._opened, []
+            opened, self._opened, self._idle = self._opened, [], []
         for connection in opened:
             connection.close()
-        self._local = threading.local()
 
 
 class FastResult:
