@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -220,4 +220,26 @@ def test_sqlite_connections_are_shared_across_threads_not_opened_per_thread(
         thread.start()
         thread.join()
     assert (database.fast._readers.opened, database.fast._writers.opened) == (1, 1)
+    database.close()
+
+
+_BACKEND_PID = select(func.pg_backend_pid())
+
+
+def test_a_postgresql_connection_killed_mid_transaction_is_replaced(
+    fresh_postgres_url: str,
+) -> None:
+    """The failing write reports the driver's error, and the next one runs on a fresh
+    connection: a worker outlives a restarted or killed database backend."""
+    upgrade(fresh_postgres_url)
+    database = Database(create_database_engine(fresh_postgres_url))
+    with pytest.raises(psycopg.OperationalError), database.fast_write() as tx:
+        pid = tx.execute(_BACKEND_PID).scalar_one()
+        with database.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        tx.execute(_NEW_NAMESPACE, _namespace_values("lost"))
+    with database.fast_write() as tx:
+        tx.execute(_NEW_NAMESPACE, _namespace_values("after"))
+    assert database.first(_NAMESPACE_BY_NAME, {"name": "after"}) is not None
+    assert database.first(_NAMESPACE_BY_NAME, {"name": "lost"}) is None
     database.close()

@@ -198,8 +198,11 @@ class FastSQL:
             yield FastTransaction(self, cursor)
             pooled.commit()
         except BaseException:
-            pooled.rollback()
-            raise
+            try:
+                pooled.rollback()
+            except Exception:  # the connection broke (server restarted, backend killed)
+                pooled.invalidate()  # closed for good, not handed out again
+            raise  # the caller's error, not the rollback's
         finally:
             pooled.close()
 
