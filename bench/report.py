@@ -43,6 +43,13 @@ class Row:
             return None
         return moo / ref
 
+    @property
+    def pass_ratios(self) -> list[float]:
+        """Moorage/reference pass by pass: both servers measured in the same pass, so this
+        spread shows how much the machine moved between passes."""
+        refs, moos = self.samples.get(REFERENCE, []), self.samples.get(MOORAGE, [])
+        return [moo / ref for ref, moo in zip(refs, moos, strict=False) if ref]
+
 
 def _ratio_at_least(limit: float) -> Target:
     return Target(f"≥ {limit:g}x", lambda row: None if row.ratio is None else row.ratio >= limit)
@@ -115,24 +122,30 @@ def _met(row: Row) -> tuple[str, str]:
     return target.text, {True: "met", False: "NOT met", None: "—"}[verdict]
 
 
+def _spread(values: list[float]) -> str:
+    return "—" if not values else f"{min(values):.2f}..{max(values):.2f}"
+
+
 def table(rows: list[Row], machine: list[Row]) -> str:
+    """The table; with several passes (``--runs``), a column of the per-pass ratio range."""
     lines = [f"{row.label}: {_fmt(row.value(MACHINE))} {row.unit}" for row in machine]
-    header = ["workload", "unit", "reference", "moorage", "ratio M/R", "target", "verdict"]
+    passes = any(len(row.pass_ratios) > 1 for row in rows)
+    header = ["workload", "unit", "reference", "moorage", "ratio M/R"]
+    header += ["ratio per pass"] if passes else []
+    header += ["target", "verdict"]
     body = [header, ["---"] * len(header)]
     for row in rows:
         target, verdict = _met(row)
         ratio = row.ratio
-        body.append(
-            [
-                row.label,
-                row.unit,
-                _fmt(row.value(REFERENCE)),
-                _fmt(row.value(MOORAGE)),
-                "—" if ratio is None else f"{ratio:.2f}",
-                target,
-                verdict,
-            ]
-        )
+        cells = [
+            row.label,
+            row.unit,
+            _fmt(row.value(REFERENCE)),
+            _fmt(row.value(MOORAGE)),
+            "—" if ratio is None else f"{ratio:.2f}",
+        ]
+        cells += [_spread(row.pass_ratios)] if passes else []
+        body.append([*cells, target, verdict])
     widths = [max(len(r[i]) for r in body) for i in range(len(header))]
     for r in body:
         cells = [("-" * widths[i]) if c == "---" else c.ljust(widths[i]) for i, c in enumerate(r)]
@@ -150,6 +163,7 @@ def as_json(rows: list[Row], machine: list[Row], meta: dict[str, Any]) -> str:
                 REFERENCE: row.value(REFERENCE),
                 MOORAGE: row.value(MOORAGE),
                 "ratio": row.ratio,
+                "pass_ratios": row.pass_ratios,
                 "target": target or None,
                 "verdict": verdict or None,
                 "samples": row.samples,
