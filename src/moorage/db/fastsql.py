@@ -9,13 +9,16 @@ raw driver cursor; SQLAlchemy's own type processors still convert parameters and
 so rows hold the same values as ``Connection.execute`` would give, and DML is compiled for
 the parameters given, as ``Connection.execute`` compiles it.
 
-Reads, SQLite: each thread keeps one autocommit, query-only connection (a statement in WAL
-mode sees the latest commit and never waits for writers). PostgreSQL: a pooled connection per
-call, returned (rolled back) at once.
+Reads, SQLite: an autocommit, query-only connection (a statement in WAL mode sees the latest
+commit and never waits for writers). PostgreSQL: a pooled connection per call, returned
+(rolled back) at once.
 
-Writes (``FastSQL.write``): one transaction. SQLite: each thread keeps one more connection,
-with the engine's pragmas, and starts with ``BEGIN IMMEDIATE`` as ``Database.write`` does.
-PostgreSQL: a pooled connection, committed or rolled back at the end.
+Writes (``FastSQL.write``): one transaction. SQLite: a connection with the engine's pragmas,
+starting with ``BEGIN IMMEDIATE`` as ``Database.write`` does. PostgreSQL: a pooled
+connection, committed or rolled back at the end.
+
+SQLite connections of each kind are shared by all threads, last-in first-out (see
+``_SqliteConnections``).
 """
 
 from __future__ import annotations
@@ -64,19 +67,20 @@ class FastSQL:
         self.dialect = engine.dialect
         self.sqlite_path = sqlite_path  # None: use the engine's pool (PostgreSQL, :memory:)
         self.busy_timeout_ms = busy_timeout_ms
-        self.sqlite_write_pragmas = tuple(sqlite_write_pragmas)  # the engine's own settings
         self._compiled: dict[
             tuple[int, tuple[str, ...] | None], tuple[FastStatement, _Compiled]
         ] = {}
         self._readers = _SqliteConnections(
             sqlite_path, busy_timeout_ms, ("PRAGMA query_only = ON",)
         )
-        self._writers = _SqliteConnections(sqlite_path, busy_timeout_ms, self.sqlite_write_pragmas)
+        # The writers get the engine's own settings.
+        self._writers = _SqliteConnections(sqlite_path, busy_timeout_ms, sqlite_write_pragmas)
 
     # -- compiling -------------------------------------------------------------------
 
     def _compile(self, statement: FastStatement, keys: tuple[str, ...] | None = None) -> _Compiled:
-        """``keys``: for an ``insert()`` without values, the columns given (its bind names)."""
+        """``keys``: for DML, the parameter names given (``Connection.execute`` compiles an
+        insert's or update's column list from them); None for a select."""
         cache_key = (id(statement), keys)
         cached = self._compiled.get(cache_key)
         if cached is not None and cached[0] is statement:

@@ -220,7 +220,7 @@ class FilesystemDriver:
         self._check_dirs(relative.rpartition("/")[0], path)
         return path
 
-    def _check_dirs(self, relative: str, path: Path, *, remember: bool = True) -> None:
+    def _check_dirs(self, relative: str, path: Path) -> None:
         """Every existing directory of ``relative`` (below the root) is a real directory;
         else ``path`` must resolve inside the root. Missing ones are fine: the driver makes
         real directories, and opening through a missing one fails."""
@@ -238,10 +238,9 @@ class FilesystemDriver:
             if not stat.S_ISDIR(mode):  # a link (or a file): the thorough check decides
                 self._contain(path)
                 return
-            if remember:
-                if len(self._safe_dirs) >= _SAFE_DIRS_CAP:
-                    self._safe_dirs.clear()
-                self._safe_dirs.add(prefix)
+            if len(self._safe_dirs) >= _SAFE_DIRS_CAP:
+                self._safe_dirs.clear()
+            self._safe_dirs.add(prefix)
 
     def _open_object(self, key: str) -> tuple[int, int]:
         path = self._checked_path(key)

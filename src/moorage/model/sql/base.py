@@ -135,14 +135,6 @@ class SqlModelBase:
         row = conn.execute(_REPOSITORY_BY_ID, {"repository_id": repository_id}).first()
         return None if row is None else repository_from_row(row)
 
-    def placements_of(self, conn: Connection, blob_ids: Sequence[int]) -> dict[int, list[str]]:
-        if not blob_ids:
-            return {}
-        found: dict[int, list[str]] = {}
-        for blob_id, name in conn.execute(_PLACEMENTS, {"blob_ids": list(blob_ids)}):
-            found.setdefault(int(blob_id), []).append(str(name))
-        return found
-
     def blob_record(self, conn: Executor, row: Any, include_placements: bool) -> Blob:
         if not include_placements:
             return blob_from_row(row)
@@ -175,12 +167,6 @@ _PLACEMENTS_OF_ONE = (  # no IN list: it also runs in fast transactions
     select(t.storage_location.c.name)
     .join(t.blob_placement)
     .where(t.blob_placement.c.blob_id == bindparam("blob_id"))
-    .order_by(t.storage_location.c.name)
-)
-_PLACEMENTS = (
-    select(t.blob_placement.c.blob_id, t.storage_location.c.name)
-    .join(t.storage_location)
-    .where(t.blob_placement.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
     .order_by(t.storage_location.c.name)
 )
 

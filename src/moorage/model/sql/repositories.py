@@ -30,7 +30,6 @@ _REPOSITORY_BY_NAME = repository_query().where(
     t.namespace.c.name == bindparam("namespace"), t.repository.c.name == bindparam("name")
 )
 _NAMESPACE_BY_NAME = select(t.namespace).where(t.namespace.c.name == bindparam("name"))
-_NAMESPACE_ENABLED = select(t.namespace.c.enabled).where(t.namespace.c.name == bindparam("name"))
 
 
 class RepositoryMixin(SqlModelBase):
@@ -92,8 +91,8 @@ class RepositoryMixin(SqlModelBase):
         return result.rowcount == 1
 
     def is_namespace_enabled(self, namespace_name: str) -> bool:
-        row = self.database.first(_NAMESPACE_ENABLED, {"name": namespace_name})
-        return row is not None and bool(row.enabled)
+        namespace = self.get_namespace(namespace_name)
+        return namespace is not None and namespace.enabled
 
     def create_repository(
         self,
