@@ -93,3 +93,38 @@ def test_delete_of_a_blob_a_manifest_uses(client: TestClient) -> None:
     assert client.delete(f"/v2/{NAME}/manifests/{sha256(body)}").status_code == 202
     assert client.delete(f"/v2/{NAME}/blobs/{layer}").status_code == 202
     assert client.head(f"/v2/{NAME}/blobs/{layer}").status_code == 404
+
+
+# issue 11: numbers past 64 bits (or past Python's 4,300-digit limit) in a Range never 500.
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "start", "end"),
+    [
+        (f"bytes={HUGE}-", 416, None, None),
+        (f"bytes={2**63}-{2**64}", 416, None, None),
+        (f"bytes=0-{HUGE}", 206, 0, 2047),
+        (f"bytes=-{HUGE}", 206, 0, 2047),
+        (f"bytes=10-{2**70}", 206, 10, 2047),
+    ],
+)
+def test_huge_range_numbers(
+    client: TestClient, digest: str, header: str, status: int, start: int | None, end: int | None
+) -> None:
+    response = client.get(f"/v2/{NAME}/blobs/{digest}", headers={"Range": header})
+    assert response.status_code == status, response.text
+    if start is not None and end is not None:
+        assert response.headers["Content-Range"] == f"bytes {start}-{end}/2048"
+        assert response.content == DATA[start : end + 1]
+
+
+# Header bytes arrive as latin-1, whose ``²³¹`` pass ``str.isdigit`` and fail ``int``.
+@pytest.mark.parametrize("header", ["bytes=²-", "bytes=0-³", "bytes=-¹", "bytes=1²-"])
+def test_unicode_digits_in_range_are_not_numbers(
+    client: TestClient, digest: str, header: str
+) -> None:
+    # Not a range we understand: the whole blob, as for any unusable Range header.
+    raw = header.encode("latin-1")
+    response = client.get(f"/v2/{NAME}/blobs/{digest}", headers={"Range": raw})  # type: ignore[dict-item]
+    assert response.status_code == 200 and response.content == DATA

@@ -57,7 +57,7 @@ def test_bad_n(client: TestClient, tagged: bytes, n: str) -> None:
 
 
 def test_huge_n_is_capped_with_a_link(client: TestClient, tagged: bytes) -> None:
-    response = client.get(f"/v2/{NAME}/tags/list?n=99999999999999999999")
+    response = client.get(f"/v2/{NAME}/tags/list?n={2**63 - 1}")
     assert response.status_code == 200 and response.json()["tags"] == sorted(TAGS)
 
 
@@ -156,3 +156,22 @@ def test_referrer_pushed_before_its_subject(client: TestClient) -> None:
     _body, digest = _referrer(client, subject, "application/vnd.example.sig", "early")
     listed = client.get(f"/v2/{NAME}/referrers/{sha256(subject)}").json()["manifests"]
     assert [m["digest"] for m in listed] == [digest]
+
+
+# issue 11: n is ASCII digits and at most 2**63 - 1; never a 500, never a Unicode digit.
+@pytest.mark.parametrize(
+    "n", ["²", "\u0661", "\u0663\u0662", "1" * 5000, str(2**63), "+1", " 1", "1_0", "0x10", "1\n"]
+)
+@pytest.mark.parametrize("path", [f"/v2/{NAME}/tags/list", "/v2/_catalog"])
+def test_n_is_ascii_and_bounded(client: TestClient, tagged: bytes, path: str, n: str) -> None:
+    response = client.get(path, params={"n": n})
+    assert response.status_code == 400, response.text
+    assert error_codes(response) == ["PAGINATION_NUMBER_INVALID"]
+    assert len(response.json()["errors"][0]["message"]) <= 200
+    assert "sys.set_int_max_str_digits" not in response.text
+
+
+@pytest.mark.parametrize("path", [f"/v2/{NAME}/tags/list", "/v2/_catalog"])
+def test_largest_n_is_capped(client: TestClient, tagged: bytes, path: str) -> None:
+    response = client.get(path, params={"n": str(2**63 - 1)})
+    assert response.status_code == 200

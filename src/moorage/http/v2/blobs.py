@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from moorage.http.inputs import parse_byte_range
 from moorage.http.v2.common import PATHSEND, LocalFileResponse, empty, on_repository, services
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 IMMUTABLE = "max-age=31536000, immutable"
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
-    """(start, end) inclusive for one satisfiable range; None to send the whole blob (no
-    or unusable header, e.g. several ranges); False when unsatisfiable (416)."""
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None:
-        return None
-    first, last = match.groups()
-    if first == "" and last == "":
-        return None
-    if first == "":  # the final `last` bytes
-        length = int(last)
-        if length == 0 or size == 0:
-            return False
-        return max(size - length, 0), size - 1
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if start >= size or end < start:
-        return False
-    return start, end
 
 
 def _headers(digest: str) -> dict[str, str]:
@@ -56,7 +31,7 @@ async def get_blob(request: Request) -> Response:
         return Response(b"", headers=headers)
     content = await on_repository(request, False, blobs.content, digest)
     headers = _headers(content.digest)
-    wanted = parse_range(request.headers.get("range"), content.size)
+    wanted = parse_byte_range(request.headers.get("range"), content.size)
     if wanted is False:
         headers["Content-Range"] = f"bytes */{content.size}"
         return Response(b"", status_code=416, headers=headers)

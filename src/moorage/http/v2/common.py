@@ -107,10 +107,10 @@ def body_blocks(request: Request) -> Iterator[bytes]:
 
 
 def content_length(request: Request) -> int | None:
-    value = request.headers.get("content-length")
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value)
+    """The announced body size; None when absent, SIZE_INVALID when malformed (issue 11)."""
+    from moorage.http.inputs import parse_content_length
+
+    return parse_content_length(request.headers.get("content-length"))
 
 
 def empty(status: int, headers: dict[str, str] | None = None) -> Response:

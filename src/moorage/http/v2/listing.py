@@ -12,8 +12,9 @@ from starlette.responses import Response
 from moorage.domain.digest import Digest
 from moorage.domain.errors import RepositoryNotFoundError
 from moorage.domain.media_types import OCI_IMAGE_INDEX
+from moorage.http.inputs import parse_count
 from moorage.http.v2.common import call, on_repository, repository, services
-from moorage.services.listing import Page, parse_page_size
+from moorage.services.listing import Page
 
 
 def _json(
@@ -31,7 +32,7 @@ def _link(path: str, n: int | None, page: Page) -> dict[str, str]:
 
 async def list_tags(request: Request) -> Response:
     registry = services(request)
-    n = parse_page_size(request.query_params.get("n"), registry.listing.page_cap)
+    n = parse_count(request.query_params.get("n"), limit=registry.listing.page_cap)
     page = await on_repository(
         request, False, registry.listing.tags, n, request.query_params.get("last")
     )
@@ -41,7 +42,7 @@ async def list_tags(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     registry = services(request)
-    n = parse_page_size(request.query_params.get("n"), registry.listing.page_cap)
+    n = parse_count(request.query_params.get("n"), limit=registry.listing.page_cap)
     page = await call(registry.listing.catalog, n, request.query_params.get("last"))
     return _json({"repositories": page.items}, _link("/v2/_catalog", n, page))
 

@@ -25,10 +25,9 @@ _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 def parse_content_range(header: str) -> tuple[int, int] | None:
     """``<start>-<end>`` (inclusive; ``bytes``/``/total`` tolerated); None when malformed or
     inverted."""
-    match = _CONTENT_RANGE.match(header.strip())
-    if match is None or int(match.group(2)) < int(match.group(1)):
-        return None
-    return int(match.group(1)), int(match.group(2))
+    from moorage.http import inputs  # ASCII digits, 64-bit bounded (issue 11)
+
+    return inputs.parse_content_range(header)
 
 
 def _chunk_range(
