@@ -20,15 +20,17 @@ from moorage.config import CONFIG_FILE_ENV, Settings, load_settings
 from moorage.db.engine import Database, create_database_engine, sqlite_file
 from moorage.domain.errors import ConfigError
 from moorage.http.app import create_http_app
-from moorage.http.context import HttpContext
+from moorage.http.context import HttpContext, ThreadPool
 from moorage.http.health import HealthCheck
 from moorage.model.sql import SqlRegistryModel
 from moorage.observability import Metrics, configure_logging, get_logger
 from moorage.services.manifests import ManifestSettings
 from moorage.services.registry import RegistryServices, build_services
 from moorage.services.uploads import UploadSettings
+from moorage.services.verify import StorageVerifier
 from moorage.storage import StorageDriver, StorageLocations, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
+from moorage.workers.verify import CHECKPOINT_FILE, VerifyJob
 
 log = get_logger(__name__)
 HEALTH_PROBE_KEY = "healthz/probe"
@@ -45,6 +47,7 @@ class Application:
     registry: RegistryServices
     metrics: Metrics
     asgi: ASGIApp
+    verify: VerifyJob  # `moorage storage verify`
 
     def close(self) -> None:
         self.database.close()
@@ -138,6 +141,8 @@ def build(settings: Settings) -> Application:
         uploads=UploadSettings(
             blob_link_expiration_s=settings.push_temp_tag_expiration_s,
             max_blob_size=settings.max_blob_size,
+            max_sessions_per_repository=settings.max_upload_sessions_per_repository,
+            max_sessions_per_client=settings.max_upload_sessions_per_client,
         ),
         manifests=ManifestSettings(size_limit=settings.manifest_size_limit),
         page_cap=settings.listing_page_cap,
@@ -150,6 +155,11 @@ def build(settings: Settings) -> Application:
         on_shutdown=(database.close,),
         registry=registry,
         inline_reads=settings.is_embedded_database,
+        body_idle_timeout_s=settings.upload_body_idle_timeout_s,
+        upload_threads=ThreadPool(settings.upload_threads),
+    )
+    verify = VerifyJob(
+        StorageVerifier(model, locations), settings.data_dir / CHECKPOINT_FILE
     )
     log.info("application built", settings=settings.redacted())
     return Application(
@@ -160,6 +170,7 @@ def build(settings: Settings) -> Application:
         registry=registry,
         metrics=metrics,
         asgi=create_http_app(context),
+        verify=verify,
     )
 
 

@@ -159,6 +159,18 @@ class Settings(BaseSettings):
     listing_page_cap: int = Field(
         default=1000, ge=1, description="most tags or repositories one listing page returns"
     )
+    max_upload_sessions_per_repository: int = Field(
+        default=500, ge=1, description="open upload sessions one repository may hold (then 429)"
+    )
+    max_upload_sessions_per_client: int = Field(
+        default=200, ge=1, description="open upload sessions one client address may hold"
+    )
+    upload_body_idle_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="drop a request body that sends nothing this long"
+    )
+    upload_threads: int = Field(
+        default=64, ge=1, le=4096, description="worker threads for streaming upload bodies"
+    )
     namespace_default_removed_tag_expiration_s: int = Field(default=1_209_600, ge=0)
     library_support: bool = Field(
         default=True,

@@ -269,6 +269,8 @@ blob_upload = Table(
     Column("piece_sha_state", LargeBinary, nullable=True),
     Column("piece_hashes", LargeBinary, nullable=True),
     Column("created", DateTime(timezone=True), nullable=False, index=True),
+    # Who opened it (an address, later an account): the per-client cap counts by it.
+    Column("client", String(255), nullable=True, index=True),
     UniqueConstraint("repository_id", "uuid"),
 )
 

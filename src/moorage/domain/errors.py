@@ -105,6 +105,32 @@ class UploadRangeError(MoorageError):
         self.size = size
 
 
+class UploadBusyError(UploadRangeError):
+    """Another request is writing the session right now (416: its range is not satisfiable
+    until that request ends)."""
+
+    def __init__(self, upload_id: str, size: int) -> None:
+        super().__init__(upload_id, size)
+        self.args = (f"the upload is in use by another request; it holds {size} bytes",)
+
+
+class TooManyRequestsError(MoorageError):
+    """A limit on open resources was reached (429 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RequestBodyError(MoorageError):
+    """The request body could not be read: the client went away, sent a malformed chunked
+    encoding, or sent nothing for too long (the request is dropped, nothing is changed)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
 class DigestMismatchError(InvalidDigestError):
     """Content does not hash to the digest the client gave (DIGEST_INVALID)."""
 

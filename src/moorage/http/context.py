@@ -5,11 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import anyio
 from starlette.requests import Request
 
 from moorage.http.health import HealthCheck
 from moorage.observability import Metrics
 from moorage.services.registry import RegistryServices
+
+
+class ThreadPool:
+    """A capacity limit on worker threads, made on first use (anyio builds limiters for the
+    running event loop, and the context is built before there is one)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.size)
+        return self._limiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +39,10 @@ class HttpContext:
     registry: RegistryServices | None = None
     # Run metadata reads on the event loop (the embedded SQLite database: no network waits).
     inline_reads: bool = False
+    # A request body that sends nothing for this long is dropped (the session stays intact).
+    body_idle_timeout_s: float = 60.0
+    # Threads for writes that stream a request body, apart from the default pool.
+    upload_threads: ThreadPool = field(default_factory=lambda: ThreadPool(64))
 
 
 def get_context(request: Request) -> HttpContext:

@@ -56,6 +56,8 @@ DOMAIN_ERRORS: Mapping[type[domain.MoorageError], tuple[int, ErrorCode]] = {
     domain.UploadNotFoundError: (404, ErrorCode.BLOB_UPLOAD_UNKNOWN),
     domain.UploadInvalidError: (400, ErrorCode.BLOB_UPLOAD_INVALID),
     domain.UploadRangeError: (416, ErrorCode.RANGE_INVALID),
+    domain.TooManyRequestsError: (429, ErrorCode.TOOMANYREQUESTS),
+    domain.RequestBodyError: (400, ErrorCode.BLOB_UPLOAD_INVALID),
     domain.SizeInvalidError: (400, ErrorCode.SIZE_INVALID),
     domain.ManifestNotFoundError: (404, ErrorCode.MANIFEST_UNKNOWN),
     domain.ManifestTooLargeError: (413, ErrorCode.MANIFEST_INVALID),
@@ -121,6 +123,10 @@ async def handle_registry_error(_request: Request, exc: Exception) -> Response:
 
 
 def _extra_headers(request: Request, exc: domain.MoorageError) -> dict[str, str] | None:
+    if isinstance(exc, domain.TooManyRequestsError):
+        return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, domain.RequestBodyError):
+        return {"Connection": "close"}  # the rest of the body is not worth reading
     if isinstance(exc, domain.UploadRangeError):
         # Tell the client where the session stands so it can resume (protocol.md §5.3).
         name = request.path_params.get("name", "")
@@ -135,6 +141,8 @@ def _extra_headers(request: Request, exc: domain.MoorageError) -> dict[str, str]
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, domain.MoorageError)
     status, code = classify(exc)
+    if isinstance(exc, domain.RequestBodyError) and exc.timed_out:
+        status = 408
     if status >= 500:
         log.error("unexpected domain error", exc_info=exc)
         return error_response(status, code, "internal server error")

@@ -267,8 +267,11 @@ class RegistryDataInterface(Protocol):
         upload_id: str,
         location_name: str,
         storage_metadata: dict[str, Any],
+        *,
+        client: str | None = None,
     ) -> BlobUpload | None:
-        """Starts an upload session; None if the repository is gone."""
+        """Starts an upload session; None if the repository is gone. ``client`` (our
+        addition) records who opened it, for :meth:`open_upload_counts`."""
         ...
 
     def lookup_blob_upload(
@@ -289,7 +292,9 @@ class RegistryDataInterface(Protocol):
         chunk_count: int,
         sha_state: bytes | None,
     ) -> BlobUpload | None:
-        """Overwrites the session's progress; returns the fresh record, None if gone."""
+        """Overwrites the session's progress if it is still the one ``blob_upload`` holds
+        (same byte and chunk counts: a compare-and-set, our addition); returns the fresh
+        record, None if the session is gone or another request changed it meanwhile."""
         ...
 
     def delete_blob_upload(self, blob_upload: BlobUpload) -> None:
@@ -313,6 +318,13 @@ class RegistryDataInterface(Protocol):
 
 class RegistryAdministration(Protocol):
     """What the registry needs around the seed interface."""
+
+    def open_upload_counts(
+        self, repository_ref: RepositoryReference, client: str | None
+    ) -> tuple[int, int]:
+        """``(open sessions in the repository, open sessions opened by client)``; the
+        second is 0 for a None client. The caps on open sessions read it."""
+        ...
 
     def create_namespace(
         self,
@@ -402,6 +414,22 @@ class RegistryAdministration(Protocol):
     ) -> list[BlobUpload]: ...
 
     def known_blob_upload_ids(self, upload_ids: Iterable[str]) -> set[str]: ...
+
+    def lookup_blob(self, digest: str) -> Blob | None:
+        """The global blob recorded under ``digest`` (in any repository), placements loaded."""
+        ...
+
+    def remove_blob_placement(self, blob: Blob, location_name: str) -> bool:
+        """Forget that ``location_name`` holds the blob's bytes (they were found corrupt);
+        True if a placement was removed. Reads then use another location or answer 404."""
+        ...
+
+    def placed_blob_totals(
+        self, location_name: str, *, after_digest: str | None = None
+    ) -> tuple[int, int]:
+        """``(count, bytes)`` of the blobs placed at ``location_name`` whose digest sorts
+        after ``after_digest`` (every one when None)."""
+        ...
 
 
 class RegistryModel(RegistryDataInterface, RegistryAdministration, Protocol):

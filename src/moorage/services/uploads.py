@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -20,6 +21,8 @@ from moorage.domain.errors import (
     DigestMismatchError,
     InvalidDigestError,
     SizeInvalidError,
+    TooManyRequestsError,
+    UploadBusyError,
     UploadInvalidError,
     UploadNotFoundError,
     UploadRangeError,
@@ -28,7 +31,9 @@ from moorage.domain.records import Blob, BlobUpload, RepositoryReference, Torren
 from moorage.hashing import PieceHasher, ResumableHasher
 from moorage.hashing.background import BackgroundFeed
 from moorage.model.interface import RegistryModel
-from moorage.storage import StorageDriver, StorageLocations, keys
+from moorage.storage import ObjectNotFoundError, StorageDriver, StorageLocations, keys
+from moorage.storage import UploadBusyError as StorageBusyError
+from moorage.storage.driver import UploadDataLostError
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_PIECE_LENGTH = 512 * 1024
@@ -45,6 +50,9 @@ class UploadSettings:
     blob_link_expiration_s: int = 3600
     max_blob_size: int = 20 * 1024**3
     piece_length: int = DEFAULT_PIECE_LENGTH
+    max_sessions_per_repository: int = 500
+    max_sessions_per_client: int = 200
+    limit_retry_after_s: int = 30
 
 
 class _Reader:
@@ -61,8 +69,11 @@ class _Reader:
         hasher: ResumableHasher,
         pieces: PieceHasher | None,
         limit: int,
+        expected: int | None = None,
     ) -> None:
         self.chunks, self.hasher, self.pieces, self.limit = chunks, hasher, pieces, limit
+        # Past the announced length nothing more is written: the request already failed.
+        self.expected = expected
         self.count = 0
         self._helper: BackgroundFeed | None = None
 
@@ -79,6 +90,10 @@ class _Reader:
                 self.count += len(chunk)
                 if self.count > self.limit:
                     raise UploadInvalidError("blob exceeds the maximum size")
+                if self.expected is not None and self.count > self.expected:
+                    raise SizeInvalidError(
+                        f"received more than the {self.expected} bytes announced"
+                    )
                 if self._helper is None and self.count <= self.INLINE_HASHING:
                     self._hash(chunk)
                 else:
@@ -113,16 +128,37 @@ class UploadService:
 
     # -- sessions --------------------------------------------------------------------
 
-    def start(self, repository: RepositoryReference) -> UploadProgress:
+    def start(self, repository: RepositoryReference, client: str | None = None) -> UploadProgress:
+        upload = self._start(repository, client)
+        return UploadProgress(upload.upload_id, 0)
+
+    def _start(self, repository: RepositoryReference, client: str | None) -> BlobUpload:
+        self._check_limits(repository, client)
         storage = self.locations.default_driver
         session_id, metadata = storage.initiate_upload()
         upload = self.model.create_blob_upload(
-            repository, session_id, self.locations.default, metadata
+            repository, session_id, self.locations.default, metadata, client=client
         )
         if upload is None:
             storage.cancel_upload(session_id, metadata)
             raise UploadInvalidError("the repository vanished")
-        return UploadProgress(session_id, 0)
+        return upload
+
+    def _check_limits(self, repository: RepositoryReference, client: str | None) -> None:
+        limits = self.settings
+        in_repository, of_client = self.model.open_upload_counts(repository, client)
+        if in_repository >= limits.max_sessions_per_repository:
+            raise TooManyRequestsError(
+                f"too many open uploads in this repository (limit "
+                f"{limits.max_sessions_per_repository}); finish or cancel some first",
+                limits.limit_retry_after_s,
+            )
+        if client is not None and of_client >= limits.max_sessions_per_client:
+            raise TooManyRequestsError(
+                f"too many open uploads from this client (limit "
+                f"{limits.max_sessions_per_client}); finish or cancel some first",
+                limits.limit_retry_after_s,
+            )
 
     def _session(self, repository: RepositoryReference, upload_id: str) -> BlobUpload:
         upload = (
@@ -133,6 +169,26 @@ class UploadService:
         if upload is None:
             raise UploadNotFoundError(f"blob upload unknown to registry: {upload_id}")
         return upload
+
+    @contextmanager
+    def _locked(self, repository: RepositoryReference, upload_id: str) -> Iterator[BlobUpload]:
+        """Holds the session for one write (see docs/uploads.md): the storage lock first,
+        then the state read afresh, so what the caller sees stays true until it leaves.
+        Nothing waits: a session in use answers UploadBusyError (416) at once."""
+        upload = self._session(repository, upload_id)
+        try:
+            with self._storage(upload).lock_upload(upload_id):
+                yield self._session(repository, upload_id)
+        except StorageBusyError:
+            raise UploadBusyError(upload_id, upload.byte_count) from None
+        except ObjectNotFoundError:
+            raise UploadNotFoundError(f"blob upload unknown to registry: {upload_id}") from None
+        except UploadDataLostError:
+            # The session file lost bytes in a crash: it cannot continue; the client restarts.
+            self._discard(upload)
+            raise UploadNotFoundError(
+                f"blob upload {upload_id} lost its data; start the upload again"
+            ) from None
 
     def status(self, repository: RepositoryReference, upload_id: str) -> UploadProgress:
         return UploadProgress(upload_id, self._session(repository, upload_id).byte_count)
@@ -157,13 +213,13 @@ class UploadService:
     ) -> UploadProgress:
         """Appends a PATCH body. With ``Content-Range`` the chunk must start where the
         session ends (else UploadRangeError → 416) and be exactly as long as its range."""
-        upload = self._append(
-            self._session(repository, upload_id), chunks, content_range, content_length
-        )
+        with self._locked(repository, upload_id) as upload:
+            upload = self._append(repository, upload, chunks, content_range, content_length)
         return UploadProgress(upload_id, upload.byte_count)
 
     def _append(
         self,
+        repository: RepositoryReference,
         upload: BlobUpload,
         chunks: Iterable[bytes],
         content_range: tuple[int, int] | None,
@@ -182,6 +238,8 @@ class UploadService:
             if content_length is not None and content_length != span:
                 raise SizeInvalidError("Content-Length does not match Content-Range")
             expected = span
+        if expected is not None and expected > self.settings.max_blob_size - upload.byte_count:
+            raise SizeInvalidError("the blob would exceed the maximum size")
         hasher = (
             ResumableHasher.from_state(upload.sha_state)
             if upload.sha_state is not None
@@ -192,7 +250,8 @@ class UploadService:
             pieces = PieceHasher(
                 self.settings.piece_length, upload.piece_hashes or b"", upload.piece_sha_state
             )
-        reader = _Reader(chunks, hasher, pieces, self.settings.max_blob_size - upload.byte_count)
+        limit = self.settings.max_blob_size - upload.byte_count
+        reader = _Reader(chunks, hasher, pieces, limit, expected)
         try:
             written, metadata = self._storage(upload).append_upload(
                 upload.upload_id, upload.storage_metadata, upload.byte_count, reader
@@ -228,7 +287,11 @@ class UploadService:
             upload, None, piece_hashes, piece_state, metadata, size, count, state
         )
         if updated is None:
-            raise UploadNotFoundError(f"blob upload was cancelled: {upload.upload_id}")
+            current = self.model.lookup_blob_upload(repository, upload.upload_id)
+            if current is None:
+                raise UploadNotFoundError(f"blob upload was cancelled: {upload.upload_id}")
+            # Another append counted first (only where storage grants the lock to all).
+            raise UploadRangeError(upload.upload_id, current.byte_count)
         return updated
 
     def finish(
@@ -242,17 +305,20 @@ class UploadService:
         content_length: int | None = None,
     ) -> Blob:
         """The final PUT: last bytes (if any), then verify and commit. A bad digest or any
-        failure after the last chunk cancels the upload: nothing becomes visible."""
+        failure after the last chunk cancels the upload: nothing becomes visible. A failure
+        while the last bytes arrive leaves the session as it was."""
         if not digest:
             raise InvalidDigestError("the digest parameter is required to finish an upload")
         parsed = Digest.parse(digest)
-        upload = self._session(repository, upload_id)
-        upload = self._append(upload, chunks, content_range, content_length, persist=False)
-        try:
-            return self._commit(upload, parsed)
-        except BaseException:
-            self._discard(upload)
-            raise
+        with self._locked(repository, upload_id) as upload:
+            upload = self._append(
+                repository, upload, chunks, content_range, content_length, persist=False
+            )
+            try:
+                return self._commit(upload, parsed)
+            except BaseException:
+                self._discard(upload)
+                raise
 
     def upload_whole(
         self,
@@ -260,14 +326,14 @@ class UploadService:
         digest: str,
         chunks: Iterable[bytes],
         content_length: int | None,
+        client: str | None = None,
     ) -> Blob:
         """``POST ?digest=`` with the blob as the body: a session started and finished in
-        one request."""
+        one request. Its id never leaves the request, so nobody else can race it: no lock."""
         parsed = Digest.parse(digest)
-        progress = self.start(repository)
-        upload = self._session(repository, progress.upload_id)
+        upload = self._start(repository, client)
         try:
-            upload = self._append(upload, chunks, None, content_length, persist=False)
+            upload = self._append(repository, upload, chunks, None, content_length, persist=False)
             return self._commit(upload, parsed)
         except BaseException:
             self._discard(upload)

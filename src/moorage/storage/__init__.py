@@ -9,6 +9,7 @@ from moorage.storage.driver import (
     ObjectNotFoundError,
     StorageDriver,
     StorageError,
+    UploadBusyError,
     UploadMetadata,
 )
 from moorage.storage.factory import create_driver
@@ -22,6 +23,7 @@ __all__ = [
     "StorageError",
     "StorageLocations",
     "UnknownStorageLocationError",
+    "UploadBusyError",
     "UploadMetadata",
     "create_driver",
 ]

@@ -125,6 +125,14 @@ class CheckedDriver:
         with self._call("initiate_upload", None):
             return self.inner.initiate_upload()
 
+    @contextlib.contextmanager
+    def lock_upload(self, session_id: str) -> Iterator[None]:
+        validate_session_id(session_id)
+        with contextlib.ExitStack() as held:
+            with self._call("lock_upload", upload_prefix(session_id)):
+                held.enter_context(self.inner.lock_upload(session_id))
+            yield
+
     def append_upload(
         self, session_id: str, metadata: UploadMetadata, offset: int, chunks: Iterable[bytes]
     ) -> tuple[int, UploadMetadata]:

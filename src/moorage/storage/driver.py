@@ -11,6 +11,7 @@ Keys are ``/``-separated relative paths built only by :mod:`moorage.storage.keys
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -25,6 +26,19 @@ class StorageError(Exception):
 
 class InvalidKeyError(StorageError, ValueError):
     """A key, prefix or upload session id is malformed or would escape the storage root."""
+
+
+class UploadBusyError(StorageError):
+    """Another request holds the upload session (see :meth:`StorageDriver.lock_upload`)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"upload session {session_id} is in use by another request")
+        self.session_id = session_id
+
+
+class UploadDataLostError(StorageError):
+    """The session holds fewer bytes than its committed size (lost in a crash before they
+    reached the disk): it cannot continue."""
 
 
 class ObjectNotFoundError(Exception):
@@ -109,6 +123,20 @@ class StorageDriver(Protocol):
         """Start a session: ``(session id, initial metadata)``."""
         ...
 
+    def lock_upload(self, session_id: str) -> AbstractContextManager[None]:
+        """Exclusive use of the session while the caller appends or completes it.
+
+        The caller re-reads its committed state (offset, metadata, hash state) *after*
+        entering, writes, records the new state with a compare-and-set, then leaves; so no two
+        requests ever write the same session's bytes at once, on any worker. Entering never
+        waits: a session already held raises :class:`UploadBusyError`; a missing one
+        :class:`ObjectNotFoundError`. A lock dies with its holder (a crashed process holds
+        nothing). Drivers whose appends never alter bytes any committed metadata refers to
+        (S3: each append writes new, uniquely named segments) may grant it to everyone: the
+        caller's compare-and-set alone then decides which of two racing appends counts.
+        """
+        ...
+
     def append_upload(
         self, session_id: str, metadata: UploadMetadata, offset: int, chunks: Iterable[bytes]
     ) -> tuple[int, UploadMetadata]:
@@ -116,9 +144,10 @@ class StorageDriver(Protocol):
         written, new metadata).
 
         Bytes past ``offset`` left by an earlier failed or interrupted append are discarded
-        first. If ``chunks`` raises, the exception propagates and the bytes of this call do not
-        count: the session stays at ``offset``. An ``offset`` beyond the session's data is a
-        ``ValueError`` (no holes).
+        first. If ``chunks`` raises, the exception propagates and the bytes of this call do
+        not count: the session stays at ``offset``. An ``offset`` beyond the session's data is
+        a ``ValueError`` (no holes). Call it holding :meth:`lock_upload`: two unlocked
+        appends may clobber each other's bytes.
         """
         ...
 

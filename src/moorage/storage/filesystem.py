@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +24,8 @@ from moorage.storage.driver import (
     InvalidKeyError,
     ObjectInfo,
     ObjectNotFoundError,
-    StorageError,
+    UploadBusyError,
+    UploadDataLostError,
     UploadMetadata,
 )
 from moorage.storage.keys import (
@@ -134,6 +136,26 @@ class FilesystemDriver:
             fd = os.open(path, flags, 0o644)
         os.close(fd)
         return session_id, metadata_for(0)
+
+    @contextlib.contextmanager
+    def lock_upload(self, session_id: str) -> Iterator[None]:
+        """An exclusive ``flock`` on the session file: shared by every process on this host
+        (and over NFS, which maps it to a POSIX lock), and dropped by the kernel when its
+        holder dies. The lock is on the open file, so after taking it the path must still
+        name that file: a session completed (renamed into a blob) or cancelled while this
+        request waited to open it is gone, not locked."""
+        path = self._session_path(session_id)
+        fd, _ = self._open(path, os.O_RDONLY, upload_prefix(session_id))
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UploadBusyError(session_id) from None
+            if not _same_file(fd, path):
+                raise ObjectNotFoundError(upload_prefix(session_id))
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def append_upload(
         self, session_id: str, metadata: UploadMetadata, offset: int, chunks: Iterable[bytes]
@@ -272,7 +294,7 @@ class FilesystemDriver:
         fd, size = self._open(path, flags, upload_prefix(session_id))
         if size < need:
             os.close(fd)
-            raise StorageError(f"upload {session_id} holds {size} bytes, expected {need}")
+            raise UploadDataLostError(f"upload {session_id} holds {size} bytes, expected {need}")
         return fd, size
 
     def _drop_session(self, path: Path) -> None:
@@ -322,3 +344,12 @@ def _is_file(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         return False
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        named = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

@@ -6,13 +6,20 @@ iterator raises changes nothing. Reads stream immutable snapshots.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moorage.storage.driver import ObjectInfo, ObjectNotFoundError, StorageError, UploadMetadata
+from moorage.storage.driver import (
+    ObjectInfo,
+    ObjectNotFoundError,
+    UploadBusyError,
+    UploadDataLostError,
+    UploadMetadata,
+)
 from moorage.storage.keys import (
     new_session_id,
     upload_prefix,
@@ -28,6 +35,7 @@ from moorage.storage.sessions import byte_chunks, check_offset, committed_size, 
 class _Session:
     data: bytearray = field(default_factory=bytearray)
     modified: float = field(default_factory=time.time)
+    held: threading.Lock = field(default_factory=threading.Lock)
 
 
 class MemoryDriver:
@@ -96,6 +104,16 @@ class MemoryDriver:
         with self._lock:
             self._sessions[session_id] = _Session()
         return session_id, metadata_for(0)
+
+    @contextlib.contextmanager
+    def lock_upload(self, session_id: str) -> Iterator[None]:
+        held = self._session(session_id).held
+        if not held.acquire(blocking=False):
+            raise UploadBusyError(session_id)
+        try:
+            yield
+        finally:
+            held.release()
 
     def append_upload(
         self, session_id: str, metadata: UploadMetadata, offset: int, chunks: Iterable[bytes]
@@ -169,7 +187,9 @@ class MemoryDriver:
 
 def _require(session: _Session, session_id: str, size: int) -> None:
     if len(session.data) < size:
-        raise StorageError(f"upload {session_id} holds {len(session.data)} bytes, expected {size}")
+        raise UploadDataLostError(
+            f"upload {session_id} holds {len(session.data)} bytes, expected {size}"
+        )
 
 
 def _slices(data: bytes, start: int, end: int, chunk_size: int) -> Iterator[bytes]:

@@ -18,8 +18,10 @@ day: a process killed in the middle of a large ``put`` or ``complete_upload`` le
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal, cast
 
@@ -27,7 +29,7 @@ import boto3
 from botocore.config import Config
 
 from moorage.storage.driver import ObjectInfo, ObjectNotFoundError, UploadMetadata
-from moorage.storage.keys import UPLOADS_DIR, validate_key, validate_prefix
+from moorage.storage.keys import UPLOADS_DIR, validate_key, validate_prefix, validate_session_id
 from moorage.storage.ranges import check_read_args
 from moorage.storage.s3common import (
     MAX_PART,
@@ -192,6 +194,12 @@ class S3Driver:
 
     def initiate_upload(self) -> tuple[str, UploadMetadata]:
         return self.uploads.initiate()
+
+    def lock_upload(self, session_id: str) -> AbstractContextManager[None]:
+        # Granted to everyone: appends write new segments and never touch committed ones,
+        # so the caller's compare-and-set alone picks the append that counts.
+        validate_session_id(session_id)
+        return contextlib.nullcontext()
 
     def append_upload(
         self, session_id: str, metadata: UploadMetadata, offset: int, chunks: Iterable[bytes]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+import anyio
 import anyio.from_thread
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from moorage.domain.errors import OperationUnsupportedError
+from moorage.domain.errors import OperationUnsupportedError, RequestBodyError
 from moorage.domain.records import RepositoryReference
 from moorage.http.context import get_context
 from moorage.services.registry import RegistryServices
@@ -48,6 +51,30 @@ async def on_repository(
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> T:
+    return await _on_repository(request, write, None, function, *args, **kwargs)
+
+
+async def streaming_on_repository(
+    request: Request,
+    function: Callable[Concatenate[RepositoryReference, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``on_repository`` for a write that streams a request body from the client: it runs
+    on threads of its own (``HttpContext.upload_threads``), so clients that send slowly can
+    hold only those, never the threads every other request needs."""
+    limiter = get_context(request).upload_threads.limiter()
+    return await _on_repository(request, True, limiter, function, *args, **kwargs)
+
+
+async def _on_repository(
+    request: Request,
+    write: bool,
+    limiter: anyio.CapacityLimiter | None,
+    function: Callable[Concatenate[RepositoryReference, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
     """Resolves the URL's repository and runs ``function`` on it, in one worker-thread hop
     (each hop costs more than a small request's whole database work). Reads on the embedded
     SQLite database run on the event loop itself: they take microseconds, never wait on a
@@ -61,46 +88,78 @@ async def on_repository(
 
     if not write and get_context(request).inline_reads:
         return work()
+    if limiter is not None:
+        return await anyio.to_thread.run_sync(work, limiter=limiter)
     return await run_in_threadpool(work)
 
 
-async def small_body(request: Request) -> bytes | None:
-    """The whole body, read on the event loop, when ``Content-Length`` announces at most one
-    block (most layers and configs): the worker thread then gets plain bytes instead of
-    calling back into the loop for them, a round trip per block. None otherwise."""
-    length = content_length(request)
-    if length is None or length > BODY_BLOCK:
-        return None
-    return await request.body()
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A request body for a storage write. ``chunks`` is the whole body in memory when it
+    fit in the first block, else a blocking iterator for a worker thread (``streams``)."""
+
+    chunks: Iterable[bytes]
+    streams: bool
 
 
-async def body_source(request: Request) -> Iterable[bytes]:
-    """The body for a storage write: whole when small, else streamed (``body_blocks``)."""
-    body = await small_body(request)
-    return body_blocks(request) if body is None else [body]
+class _BodyStream:
+    """The request body, pulled piece by piece from the ASGI ``receive``, each wait bounded
+    by the idle timeout. Any way the body can fail (a disconnect, a malformed chunked
+    encoding the server reports as one, silence) becomes a RequestBodyError: the request
+    fails, the client is dropped, and nothing it sent counts."""
 
+    def __init__(self, request: Request, idle_timeout_s: float) -> None:
+        self.stream: AsyncIterator[bytes] = request.stream()
+        self.idle_timeout_s = idle_timeout_s
 
-def body_blocks(request: Request) -> Iterator[bytes]:
-    """The request body as a blocking iterator for a worker thread: blocks of ~1 MiB pulled
-    from the event loop as storage consumes them, so nothing is held whole in memory and
-    chunked transfer encoding works like any other body."""
-    stream: AsyncIterator[bytes] = request.stream()
+    async def piece(self) -> bytes | None:
+        try:
+            with anyio.fail_after(self.idle_timeout_s):
+                return await self.stream.__anext__()
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise RequestBodyError(
+                f"no body bytes for {self.idle_timeout_s:g} s: request dropped", timed_out=True
+            ) from None
+        except ClientDisconnect:
+            raise RequestBodyError("the request body ended early") from None
 
-    async def next_block() -> bytes | None:
+    async def block(self) -> bytes | None:
+        """About ``BODY_BLOCK`` bytes (fewer at the end), None once the body is over."""
         parts: list[bytes] = []
         size = 0
         while size < BODY_BLOCK:
-            try:
-                chunk = await stream.__anext__()
-            except StopAsyncIteration:
+            chunk = await self.piece()
+            if chunk is None:
                 break
             if chunk:
                 parts.append(chunk)
                 size += len(chunk)
         return b"".join(parts) if parts else None
 
+
+async def body_source(request: Request) -> Body:
+    """The body for a storage write. Its first block is read here, on the event loop: most
+    layers and configs fit in it, and the worker thread then gets plain bytes; and a client
+    that sends headers and then nothing holds no thread at all, only its connection, until
+    the idle timeout drops it. A longer body streams from a worker thread (``_blocks``)."""
+    stream = _BodyStream(request, get_context(request).body_idle_timeout_s)
+    first = await stream.block()
+    if first is None:
+        return Body((), streams=False)
+    if len(first) < BODY_BLOCK:  # the body ended within the first block
+        return Body((first,), streams=False)
+    return Body(_blocks(first, stream), streams=True)
+
+
+def _blocks(first: bytes, stream: _BodyStream) -> Iterator[bytes]:
+    """The body as a blocking iterator for a worker thread: blocks of ~1 MiB pulled from
+    the event loop as storage consumes them, so nothing is held whole in memory and chunked
+    transfer encoding works like any other body."""
+    yield first
     while True:
-        block = anyio.from_thread.run(next_block)
+        block = anyio.from_thread.run(stream.block)
         if block is None:
             return
         yield block

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,16 +11,18 @@ from starlette.responses import Response
 from moorage.domain.errors import MoorageError, UploadRangeError
 from moorage.domain.records import Blob, RepositoryReference
 from moorage.http.v2.common import (
+    Body,
     body_source,
     content_length,
     empty,
     on_repository,
     services,
+    streaming_on_repository,
     upload_headers,
 )
 from moorage.services.uploads import UploadProgress, UploadService
 
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+T = TypeVar("T")
 
 
 def parse_content_range(header: str) -> tuple[int, int] | None:
@@ -51,17 +54,32 @@ def _blob_created(name: str, digest: str) -> Response:
 # the upload work (a hop costs more than a small request's whole database work).
 
 
+def _client(request: Request) -> str | None:
+    """Who opens a session, for the per-client cap: the peer's address."""
+    return request.client.host if request.client is not None else None
+
+
+async def _with_body(request: Request, body: Body, work: Callable[[RepositoryReference], T]) -> T:
+    if body.streams:
+        return await streaming_on_repository(request, work)
+    return await on_repository(request, True, work)
+
+
 async def start_upload(request: Request) -> Response:
     """Session start, single-request upload (``?digest=``) or cross-repository mount."""
     registry = services(request)
     name = request.path_params["name"]
     query = request.query_params
     digest = query.get("digest")
+    client = _client(request)
     if digest:
         body = await body_source(request)
-        blob = await on_repository(
-            request, True, registry.uploads.upload_whole, digest, body, content_length(request)
-        )
+        length = content_length(request)
+
+        def whole(repo: RepositoryReference) -> Blob:
+            return registry.uploads.upload_whole(repo, digest, body.chunks, length, client)
+
+        blob = await _with_body(request, body, whole)
         return _blob_created(name, blob.digest or digest)
     mount, source_name = query.get("mount"), query.get("from")
 
@@ -74,7 +92,7 @@ async def start_upload(request: Request) -> Response:
                 mounted = None  # never fail a mount: fall back to a normal upload
             if mounted is not None:
                 return _blob_created(name, mount)
-        progress = registry.uploads.start(repo)
+        progress = registry.uploads.start(repo, client)
         return empty(202, upload_headers(name, progress.upload_id, progress.size))
 
     return await on_repository(request, True, start)
@@ -96,10 +114,10 @@ async def patch_upload(request: Request) -> Response:
     def append(repo: RepositoryReference) -> UploadProgress:
         content_range = _chunk_range(header, uploads, repo, upload_id)
         return uploads.append(
-            repo, upload_id, body, content_range=content_range, content_length=length
+            repo, upload_id, body.chunks, content_range=content_range, content_length=length
         )
 
-    progress = await on_repository(request, True, append)
+    progress = await _with_body(request, body, append)
     return empty(202, upload_headers(request.path_params["name"], upload_id, progress.size))
 
 
@@ -114,10 +132,10 @@ async def finish_upload(request: Request) -> Response:
     def finish(repo: RepositoryReference) -> Blob:
         content_range = _chunk_range(header, uploads, repo, upload_id)
         return uploads.finish(
-            repo, upload_id, digest, body, content_range=content_range, content_length=length
+            repo, upload_id, digest, body.chunks, content_range=content_range, content_length=length
         )
 
-    blob = await on_repository(request, True, finish)
+    blob = await _with_body(request, body, finish)
     return _blob_created(request.path_params["name"], blob.digest or str(digest))
 
 

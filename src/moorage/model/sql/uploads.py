@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, literal, select, update
+from sqlalchemy import bindparam, case, delete, func, literal, or_, select, update
 
 from moorage.db import tables as t
 from moorage.db.engine import Executor
@@ -68,6 +68,7 @@ _CREATE_UPLOAD = (
             _C.byte_count,
             _C.chunk_count,
             _C.created,
+            _C.client,
         ],
         select(
             _typed("uuid", _C.uuid),
@@ -77,6 +78,7 @@ _CREATE_UPLOAD = (
             literal(0, _C.byte_count.type),
             literal(0, _C.chunk_count.type),
             _typed("created", _C.created),
+            _typed("client", _C.client),
         ).where(t.repository.c.id == bindparam("repository_id")),
     )
     .returning(_C.id)
@@ -84,9 +86,15 @@ _CREATE_UPLOAD = (
 _UPLOAD_BY_UUID = upload_query().where(
     _C.uuid == bindparam("upload_id"), _C.repository_id == bindparam("repository_id")
 )
+# A compare-and-set: the progress counts only over the state the writer started from, so
+# of two appends that raced from one state, one counts and the other changes nothing.
 _UPDATE_UPLOAD = (
     update(t.blob_upload)
-    .where(_C.id == bindparam("upload_pk"))
+    .where(
+        _C.id == bindparam("upload_pk"),
+        _C.byte_count == bindparam("old_byte_count"),
+        _C.chunk_count == bindparam("old_chunk_count"),
+    )
     .values(
         uncompressed_byte_count=bindparam("uncompressed_byte_count"),
         piece_hashes=bindparam("piece_hashes"),
@@ -97,6 +105,12 @@ _UPDATE_UPLOAD = (
         sha_state=bindparam("sha_state"),
     )
 )
+# Both counts in one probe of two indexes (repository_id leads the unique key; client has
+# its own); a NULL client matches no row.
+_OPEN_UPLOAD_COUNTS = select(
+    func.coalesce(func.sum(case((_C.repository_id == bindparam("repository_id"), 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_C.client == bindparam("client"), 1), else_=0)), 0),
+).where(or_(_C.repository_id == bindparam("repository_id"), _C.client == bindparam("client")))
 _DELETE_UPLOAD = delete(t.blob_upload).where(_C.id == bindparam("upload_pk"))
 _UPLOAD_PRESENT = select(_C.id).where(_C.id == bindparam("upload_pk"))
 _BLOB_BY_DIGEST = select(t.blob).where(t.blob.c.digest == bindparam("digest"))
@@ -126,6 +140,8 @@ class UploadMixin(SqlModelBase):
         upload_id: str,
         location_name: str,
         storage_metadata: dict[str, Any],
+        *,
+        client: str | None = None,
     ) -> BlobUpload | None:
         created = datetime.now(UTC)
         with self.database.fast_write() as conn:
@@ -137,6 +153,7 @@ class UploadMixin(SqlModelBase):
                     "location_id": self.location_id(conn, location_name),
                     "storage_metadata": storage_metadata,
                     "created": created,
+                    "client": client,
                 },
             ).scalar()
             if upload_pk is None:
@@ -156,6 +173,13 @@ class UploadMixin(SqlModelBase):
                 # As a read gives it back: SQLite keeps no time zone.
                 created=created if conn.dialect.name == "postgresql" else _naive(created),
             )
+
+    def open_upload_counts(
+        self, repository_ref: RepositoryReference, client: str | None
+    ) -> tuple[int, int]:
+        params = {"repository_id": repository_ref.id, "client": client}
+        row = self.database.first(_OPEN_UPLOAD_COUNTS, params)
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def lookup_blob_upload(
         self, repository_ref: RepositoryReference, blob_upload_id: str
@@ -185,7 +209,15 @@ class UploadMixin(SqlModelBase):
             "sha_state": sha_state,
         }
         with self.database.fast_write() as conn:
-            result = conn.execute(_UPDATE_UPLOAD, {"upload_pk": blob_upload.id, **values})
+            result = conn.execute(
+                _UPDATE_UPLOAD,
+                {
+                    "upload_pk": blob_upload.id,
+                    "old_byte_count": blob_upload.byte_count,
+                    "old_chunk_count": blob_upload.chunk_count,
+                    **values,
+                },
+            )
         if result.rowcount != 1:
             return None
         # Nothing else of a session ever changes: the record is what was just written.
