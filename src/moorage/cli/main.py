@@ -7,7 +7,7 @@ import sys
 import typer
 
 from moorage import __version__
-from moorage.cli import config_cmd, db, serve, worker
+from moorage.cli import config_cmd, db, serve, storage, worker
 from moorage.domain.errors import MoorageError
 from moorage.observability import redact_url_passwords
 
@@ -23,6 +23,7 @@ app.command()(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(worker.app, name="worker")
+app.add_typer(storage.app, name="storage")
 
 
 @app.command()

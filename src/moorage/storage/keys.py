@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 
 from moorage.domain.digest import Digest
+from moorage.domain.errors import InvalidDigestError
 from moorage.storage.driver import InvalidKeyError
 
 UPLOADS_DIR = "_uploads"
+QUARANTINE_DIR = "_quarantine"
 MAX_KEY_LENGTH = 1024
 
 _COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -52,6 +55,26 @@ def blob_key(digest: str) -> str:
     push, and the two-hex fan-out already keeps directories small."""
     parsed = Digest.parse(digest)
     return f"blobs/{parsed.algorithm}/{parsed.hex[:2]}/{parsed.hex}"
+
+
+def digest_of_blob_key(key: str) -> str | None:
+    """The digest a :func:`blob_key` names, or None for any other key."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != "blobs" or parts[2] != parts[3][:2]:
+        return None
+    try:
+        return str(Digest.parse(f"{parts[1]}:{parts[3]}"))
+    except InvalidDigestError:
+        return None
+
+
+def quarantine_key(digest: str, moment: datetime) -> str:
+    """``_quarantine/<alg>/<hex>/<UTC time>``: where bytes that do not match their digest are
+    kept for inspection. Outside ``blobs/``, so never listed or served as a blob; one key per
+    quarantine, so a blob corrupted twice keeps both copies."""
+    parsed = Digest.parse(digest)
+    stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"{QUARANTINE_DIR}/{parsed.algorithm}/{parsed.hex}/{stamp}"
 
 
 def blob_fanout_prefixes(algorithm: str) -> list[str]:

@@ -1,11 +1,11 @@
-"""Queries for background workers: blobs to replicate, upload sessions to clean up."""
+"""Queries for background workers: blobs to replicate or verify, upload sessions to clean up."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, func, select
 
 from moorage.db import tables as t
 from moorage.domain.records import Blob, BlobUpload
@@ -36,6 +36,45 @@ class MaintenanceMixin(SqlModelBase):
                 .limit(limit)
             ).all()
             return [self.blob_record(conn, row, include_placements=True) for row in rows]
+
+    def lookup_blob(self, digest: str) -> Blob | None:
+        """The global blob recorded under ``digest``, with its placements, or None."""
+        with self.database.read() as conn:
+            row = conn.execute(select(t.blob).where(t.blob.c.digest == digest)).first()
+            return None if row is None else self.blob_record(conn, row, include_placements=True)
+
+    def remove_blob_placement(self, blob: Blob, location_name: str) -> bool:
+        """Forget that ``location_name`` holds the blob's bytes; whether a placement went."""
+        with self.database.write() as conn:
+            location_id = self.location_id(conn, location_name)
+            removed = conn.execute(
+                delete(t.blob_placement).where(
+                    t.blob_placement.c.blob_id == blob.id,
+                    t.blob_placement.c.storage_location_id == location_id,
+                )
+            )
+            return bool(removed.rowcount)
+
+    def placed_blob_totals(
+        self, location_name: str, *, after_digest: str | None = None
+    ) -> tuple[int, int]:
+        """``(blobs, bytes)`` recorded at ``location_name`` with a digest sorting after
+        ``after_digest`` (all when None): what a verify pass there still has to read."""
+        with self.database.read() as conn:
+            location_id = self.location_id(conn, location_name)
+            query = (
+                select(func.count(), func.coalesce(func.sum(t.blob.c.compressed_size), 0))
+                .select_from(t.blob)
+                .join(t.blob_placement, t.blob_placement.c.blob_id == t.blob.c.id)
+                .where(
+                    t.blob_placement.c.storage_location_id == location_id,
+                    t.blob.c.digest.is_not(None),
+                )
+            )
+            if after_digest is not None:
+                query = query.where(t.blob.c.digest > after_digest)
+            count, size = conn.execute(query).one()
+            return int(count), int(size)
 
     def list_stale_blob_uploads(
         self, created_before: datetime, limit: int = 100
