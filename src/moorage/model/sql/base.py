@@ -83,8 +83,11 @@ def insert_ignoring_conflict(
     conn: Executor, table: Table, values: dict[str, Any], conflict_columns: Sequence[str]
 ) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING on either backend (first writer wins); True when
-    this call inserted the row."""
-    return bool(conn.execute(ignoring_conflict(conn, table, conflict_columns), values).rowcount)
+    this call inserted the row. Told by the row its RETURNING gives back: through a
+    SQLAlchemy connection on PostgreSQL the row count of such an insert is -1."""
+    returning = [column.name for column in table.primary_key.columns]
+    statement = ignoring_conflict(conn, table, conflict_columns, returning)
+    return conn.execute(statement, values).first() is not None
 
 
 class SqlModelBase:
