@@ -20,6 +20,8 @@ from moorage.domain.records import (
 )
 from moorage.model.sql.base import (
     SqlModelBase,
+    ignoring_conflict,
+    insert_ignoring_conflict,
     new_uuid,
     repository_from_row,
     repository_query,
@@ -30,6 +32,11 @@ _REPOSITORY_BY_NAME = repository_query().where(
     t.namespace.c.name == bindparam("namespace"), t.repository.c.name == bindparam("name")
 )
 _NAMESPACE_BY_NAME = select(t.namespace).where(t.namespace.c.name == bindparam("name"))
+_NAMESPACE_ID = select(t.namespace.c.id).where(t.namespace.c.name == bindparam("name"))
+_REPOSITORY_ID = select(t.repository.c.id).where(
+    t.repository.c.namespace_id == bindparam("namespace_id"),
+    t.repository.c.name == bindparam("name"),
+)
 
 
 class RepositoryMixin(SqlModelBase):
@@ -49,21 +56,25 @@ class RepositoryMixin(SqlModelBase):
         )
         if window < 0:
             raise DataModelError("the time-machine window cannot be negative")
+        values = {
+            "uuid": new_uuid(),
+            "name": name,
+            "kind": kind.value,
+            "email": email,
+            "enabled": True,
+            "removed_tag_expiration_s": window,
+            "created": datetime.now(UTC),
+        }
+        # Insert-or-nothing on the name: of any number of racing creators one inserts and
+        # the others learn it exists, with no unique-key error (and on PostgreSQL no
+        # aborted transaction) on the way.
         try:
             with self.database.write() as conn:
-                conn.execute(
-                    t.namespace.insert().values(
-                        uuid=new_uuid(),
-                        name=name,
-                        kind=kind.value,
-                        email=email,
-                        enabled=True,
-                        removed_tag_expiration_s=window,
-                        created=datetime.now(UTC),
-                    )
-                )
-        except IntegrityError:
-            raise DataModelError(f"namespace {name!r} already exists") from None
+                created = insert_ignoring_conflict(conn, t.namespace, values, ["name"])
+        except IntegrityError:  # not the name: the e-mail address is another namespace's
+            raise DataModelError(f"e-mail address {email!r} is already in use") from None
+        if not created:
+            raise DataModelError(f"namespace {name!r} already exists")
         found = self.get_namespace(name)
         assert found is not None
         return found
@@ -106,28 +117,26 @@ class RepositoryMixin(SqlModelBase):
         if the namespace does not exist."""
         validate_repository_name(repo_name)
         with self.database.write() as conn:
-            namespace_id = conn.execute(
-                select(t.namespace.c.id).where(t.namespace.c.name == namespace_name)
-            ).scalar()
+            namespace_id = conn.execute(_NAMESPACE_ID, {"name": namespace_name}).scalar()
             if namespace_id is None:
                 return None
-            existing = conn.execute(
-                select(t.repository.c.id).where(
-                    t.repository.c.namespace_id == namespace_id, t.repository.c.name == repo_name
-                )
+            key = {"namespace_id": namespace_id, "name": repo_name}
+            # Insert-or-get, not check-then-insert: racing first pushes (any number of
+            # threads or workers) all get the one row. On PostgreSQL a racing insert waits
+            # for the winner's commit, then does nothing; the select after it sees the row.
+            repository_id = conn.execute(
+                ignoring_conflict(conn, t.repository, ["namespace_id", "name"], ["id"]),
+                {
+                    **key,
+                    "visibility": visibility.value,
+                    "kind": kind.value,
+                    "state": RepositoryState.NORMAL.value,
+                    "created": datetime.now(UTC),
+                },
             ).scalar()
-            if existing is None:
-                existing = conn.execute(
-                    t.repository.insert().values(
-                        namespace_id=namespace_id,
-                        name=repo_name,
-                        visibility=visibility.value,
-                        kind=kind.value,
-                        state=RepositoryState.NORMAL.value,
-                        created=datetime.now(UTC),
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-            return self.repository_ref(conn, int(existing))
+            if repository_id is None:
+                repository_id = conn.execute(_REPOSITORY_ID, key).scalar_one()
+            return self.repository_ref(conn, int(repository_id))
 
     def set_repository_state(
         self, repository_ref: RepositoryReference, state: RepositoryState
