@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
 from moorage.domain.errors import UnknownSignerError
@@ -104,43 +103,59 @@ class DerivedImageMixin(SqlModelBase):
         include_placements: bool = False,
     ) -> DerivedImage | None:
         key = uniqueness_hash(varying_metadata)
-        try:
-            with self.database.write() as conn:
-                source_id = self._source_image_id(conn, manifest)
-                if source_id is None:
-                    return None
-                row = self._find_derived(conn, source_id, verb, key)
-                if row is None:
-                    blob_id = conn.execute(
-                        t.blob.insert().values(
-                            uuid=new_uuid(),
-                            digest=None,
-                            compressed_size=None,
-                            uploading=True,
-                            content_addressed=False,
-                            created=datetime.now(UTC),
-                        )
-                    ).inserted_primary_key[0]  # type: ignore[index]
-                    conn.execute(
-                        t.blob_placement.insert().values(
-                            blob_id=blob_id,
-                            storage_location_id=self.location_id(conn, storage_location),
-                        )
-                    )
-                    conn.execute(
-                        t.derived_image.insert().values(
-                            source_legacy_image_id=source_id,
-                            blob_id=blob_id,
-                            verb=verb,
-                            uniqueness_hash=key,
-                            varying_metadata=varying_metadata or None,
-                        )
-                    )
-                    row = self._find_derived(conn, source_id, verb, key)
-                return self._derived(conn, row, include_placements)
-        except IntegrityError:
-            # A concurrent creator won; our storage row went with the rolled-back transaction.
-            return self.lookup_derived_image(manifest, verb, varying_metadata, include_placements)
+        with self.database.write() as conn:
+            source_id = self._source_image_id(conn, manifest)
+            if source_id is None:
+                return None
+            row = self._find_derived(conn, source_id, verb, key)
+            if row is None:
+                row = self._create_derived(
+                    conn, source_id, verb, key, varying_metadata, storage_location
+                )
+            return self._derived(conn, row, include_placements)
+
+    def _create_derived(
+        self,
+        conn: Connection,
+        source_id: int,
+        verb: str,
+        key: str,
+        varying_metadata: dict[str, Any] | None,
+        storage_location: str,
+    ) -> Any:
+        """The derived row with its storage row, or the one a racing creator made first
+        (insert-or-get: on PostgreSQL the loser's insert waits for the winner's commit,
+        then does nothing, and the storage row it made for itself is dropped again)."""
+        blob_id = conn.execute(
+            t.blob.insert().values(
+                uuid=new_uuid(),
+                digest=None,
+                compressed_size=None,
+                uploading=True,
+                content_addressed=False,
+                created=datetime.now(UTC),
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        conn.execute(
+            t.blob_placement.insert().values(
+                blob_id=blob_id, storage_location_id=self.location_id(conn, storage_location)
+            )
+        )
+        created = insert_ignoring_conflict(
+            conn,
+            t.derived_image,
+            {
+                "source_legacy_image_id": source_id,
+                "blob_id": blob_id,
+                "verb": verb,
+                "uniqueness_hash": key,
+                "varying_metadata": varying_metadata or None,
+            },
+            ["source_legacy_image_id", "verb", "uniqueness_hash"],
+        )
+        if not created:  # placements go with it (cascade)
+            conn.execute(delete(t.blob).where(t.blob.c.id == blob_id))
+        return self._find_derived(conn, source_id, verb, key)
 
     def get_derived_image_signature(
         self, derived_image: DerivedImage, signer_name: str
