@@ -120,6 +120,10 @@ class LegacyImageMixin(SqlModelBase):
         SHA-256 over ``blobSum@v1Compatibility|`` of every entry from the base up."""
         if not chain:
             raise DataModelError("a legacy image chain needs at least one image")
+        # Images built on one base share its V1 ids: racing first pushes of two of them
+        # would both find the base missing and insert it. The repository lock (held to the
+        # commit) makes the read below see what a racing writer committed.
+        self.lock_repository(conn, repository_id)
         known = dict(blobs or {})
         missing = {entry.blob_digest for entry in chain} - known.keys()
         if missing:
