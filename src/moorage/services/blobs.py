@@ -45,9 +45,11 @@ class BlobService:
         self.redirect_expiration_s = redirect_expiration_s
 
     def stat(self, repository: RepositoryReference, digest: str) -> Blob:
+        """The blob, if some configured location holds it: a blob whose copies were all
+        quarantined (``storage verify``) answers 404, so clients upload it again."""
         Digest.parse(digest)
-        blob = self.model.get_repo_blob_by_digest(repository, digest)
-        if blob is None or blob.digest is None:
+        blob = self.model.get_repo_blob_by_digest(repository, digest, include_placements=True)
+        if blob is None or blob.digest is None or not self.locations.holding(blob.placements):
             raise BlobNotFoundError(digest)
         return blob
 
@@ -101,9 +103,9 @@ class BlobService:
         """Links the blob from ``source`` into ``target`` (no bytes copied); None when the
         source does not have it, so the caller falls back to a normal upload."""
         Digest.parse(digest)
-        blob = self.model.get_repo_blob_by_digest(source, digest)
-        if blob is None:
-            return None
+        blob = self.model.get_repo_blob_by_digest(source, digest, include_placements=True)
+        if blob is None or not self.locations.holding(blob.placements):
+            return None  # stored nowhere (quarantined, say): a mount must not stand for bytes
         if not self.model.mount_blob_into_repository(blob, target, self.link_expiration_s):
             return None
         return blob
