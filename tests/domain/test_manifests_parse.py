@@ -316,7 +316,7 @@ def test_malformed_subject_digest_is_refused() -> None:
 def test_bad_sizes_are_refused(size: object) -> None:
     body = oci_image()
     body["config"]["size"] = size
-    with pytest.raises(ManifestError, match="size"):
+    with pytest.raises(ManifestError, match=r"size|64-bit"):
         parse(body, OCI_IMAGE_MANIFEST)
 
 
@@ -380,3 +380,75 @@ def test_index_requires_manifests_array() -> None:
     del body["manifests"]
     with pytest.raises(ManifestError, match="manifests"):
         parse(body, OCI_IMAGE_INDEX)
+
+
+# -- issue 11: hostile JSON: nesting, huge integers, internals in messages -----------------
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 100_000])
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_deep_nesting_is_refused_without_recursion(depth: int, opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    nested = opener * depth + "1" + closer * depth
+    body = json.dumps(oci_image())[:-1] + f', "x": {nested}}}'
+    with pytest.raises(ManifestError, match="nested") as caught:
+        parse_manifest(body.encode(), OCI_IMAGE_MANIFEST)
+    assert len(str(caught.value)) <= 200
+
+
+def test_alternating_deep_nesting_is_refused() -> None:
+    nested = '[{"a":' * 40 + "1" + "}]" * 40  # 80 levels, never 65 of one kind in a row
+    body = json.dumps(oci_image())[:-1] + f', "x": {nested}}}'
+    with pytest.raises(ManifestError, match="nested"):
+        parse_manifest(body.encode(), OCI_IMAGE_MANIFEST)
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    deep_text = '[{"\\"' * 500
+    parsed = parse(oci_image(annotations={"k": deep_text}), OCI_IMAGE_MANIFEST)
+    assert parsed.annotations == {"k": deep_text}
+
+
+def test_reasonable_nesting_parses() -> None:
+    nested: Any = 1
+    for _ in range(60):
+        nested = [nested]
+    assert parse(oci_image(x=nested), OCI_IMAGE_MANIFEST).config is not None
+
+
+@pytest.mark.parametrize("number", [str(2**63), str(-(2**63) - 1), "9" * 5000, "1" * 10_000])
+def test_integers_past_64_bits_are_refused_anywhere(number: str) -> None:
+    body = json.dumps(oci_image())[:-1] + f', "extra": {number}}}'
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(body.encode(), OCI_IMAGE_MANIFEST)
+    message = str(caught.value)
+    assert "64-bit" in message and len(message) <= 200 and "sys." not in message
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400"])
+def test_infinite_floats_are_refused(number: str) -> None:
+    body = json.dumps(oci_image())[:-1] + f', "extra": {number}}}'
+    with pytest.raises(ManifestError, match="number"):
+        parse_manifest(body.encode(), OCI_IMAGE_MANIFEST)
+
+
+def test_schema1_size_past_64_bits_is_refused() -> None:
+    v1 = '{"id": "' + "a" * 64 + '", "Size": ' + str(2**70) + "}"
+    body = {
+        "schemaVersion": 1,
+        "name": "acme/app",
+        "tag": "v1",
+        "architecture": "amd64",
+        "fsLayers": [{"blobSum": dg("layer")}],
+        "history": [{"v1Compatibility": v1}],
+    }
+    with pytest.raises(ManifestError, match="64-bit"):
+        parse(body, "application/vnd.docker.distribution.manifest.v1+json")
+
+
+def test_json_syntax_errors_are_in_our_words() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(b'{"schemaVersion": 2,, ' + b"x" * 10_000, OCI_IMAGE_MANIFEST)
+    message = str(caught.value)
+    assert message.startswith("manifest is not valid JSON") and len(message) <= 200
+    assert "Expecting" not in message  # the json module's own wording

@@ -327,3 +327,65 @@ def test_tag_parameters_are_all_checked_before_anything_is_stored(client: TestCl
         f"/v2/{NAME}/manifests/latest?tag=other", content=body, headers={"Content-Type": media_type}
     )
     assert by_tag.status_code == 400 and error_codes(by_tag) == ["TAG_INVALID"]
+
+
+# -- issue 11: hostile manifest bodies get a 400, never a 500 ----------------------------
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", OCI_MANIFEST, SCHEMA2])
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_deeply_nested_manifest_is_400(
+    client: TestClient, content_type: str | None, opener: str
+) -> None:
+    closer = "]" if opener == "[" else "}"
+    inner = opener * 100_000 + "1" + closer * 100_000
+    body = f'{{"schemaVersion": 2, "mediaType": "{OCI_MANIFEST}", "x": {inner}}}'.encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.put(f"/v2/{NAME}/manifests/latest", content=body, headers=headers)
+    assert response.status_code == 400, response.text[:300]
+    assert error_codes(response) == ["MANIFEST_INVALID"]
+    assert len(response.json()["errors"][0]["message"]) <= 200
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", SCHEMA2])
+def test_huge_integers_in_manifest_are_400(client: TestClient, content_type: str | None) -> None:
+    body, _ = image(client, NAME, [b"layer"])
+    doc = body.decode()[:-1] + ', "n": ' + "9" * 5000 + "}"
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.put(f"/v2/{NAME}/manifests/latest", content=doc.encode(), headers=headers)
+    assert response.status_code == 400, response.text[:300]
+    assert error_codes(response) == ["MANIFEST_INVALID"]
+    assert "sys." not in response.text and len(response.text) < 400
+
+
+@pytest.mark.parametrize("size", [2**63, 2**70, -1, True, 1.0])
+def test_descriptor_size_is_a_64_bit_integer(client: TestClient, size: object) -> None:
+    body, media_type = image(client, NAME, [b"layer"])
+    doc = json.loads(body)
+    doc["layers"][0]["size"] = size
+    response = put_manifest(client, NAME, "latest", json.dumps(doc).encode(), media_type)
+    assert response.status_code == 400 and error_codes(response) == ["MANIFEST_INVALID"]
+
+
+def test_schema1_size_past_64_bits_is_400(client: TestClient) -> None:
+    layer = b"schema1 layer"
+    upload(client, NAME, layer)
+    v1 = json.dumps({"id": "a" * 64, "architecture": "amd64"})[:-1] + f', "Size": {2**70}}}'
+    body = {
+        "schemaVersion": 1,
+        "name": NAME,
+        "tag": "v1",
+        "architecture": "amd64",
+        "fsLayers": [{"blobSum": sha256(layer)}],
+        "history": [{"v1Compatibility": v1}],
+    }
+    response = put_manifest(
+        client,
+        NAME,
+        "v1",
+        json.dumps(body).encode(),
+        "application/vnd.docker.distribution.manifest.v1+json",
+    )
+    assert response.status_code == 400, response.text
+    assert error_codes(response) == ["MANIFEST_INVALID"]
+    assert client.get(f"/v2/{NAME}/manifests/v1").status_code == 404  # nothing stored

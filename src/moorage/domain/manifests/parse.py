@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from moorage.domain.manifests._fields import fail, load_object
+from moorage.domain.manifests._fields import check_nesting, fail, load_object
 from moorage.domain.manifests.model import ParsedManifest
 from moorage.domain.manifests.oci import IMAGE_TYPES, INDEX_TYPES, parse_v2
 from moorage.domain.manifests.schema1 import parse_schema1
@@ -30,3 +30,14 @@ def parse_manifest(
     if media_type in SCHEMA1_DECLARED_TYPES:
         return parse_schema1(raw, body, media_type, digest_algorithm)
     return parse_v2(raw, body, media_type, digest_algorithm)
+
+
+def check_json_nesting(data: bytes, what: str = "manifest") -> None:
+    """``ManifestError`` when ``data`` is JSON nested too deep for any manifest: for callers
+    that sniff a body before ``parse_manifest`` reads it (a recursive parser must never see
+    one). Bodies that are not UTF-8 pass: the parser refuses those itself."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    check_nesting(text, what)

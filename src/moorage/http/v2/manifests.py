@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from moorage.domain.errors import ManifestTooLargeError
+from moorage.domain.manifests.parse import check_json_nesting
 from moorage.domain.records import RepositoryReference
 from moorage.http.v2.common import empty, on_repository, services
 from moorage.services.manifests import PushResult
@@ -73,6 +74,7 @@ async def put_manifest(request: Request) -> Response:
     def push(repo: RepositoryReference) -> PushResult:
         if body is None:
             raise ManifestTooLargeError(f"manifest is larger than {limit} bytes")
+        check_json_nesting(body)  # before anything sniffs it with a recursive parser
         return manifests.push(repo, reference, body, content_type, tags)
 
     result = await on_repository(request, True, push)
