@@ -101,6 +101,9 @@ class _Reader:
                         self._helper = BackgroundFeed(self._hash)
                     self._helper.put(chunk)
                 yield chunk
+            if self.expected is not None and self.count != self.expected:
+                # Raised from the body itself, so storage drops what it wrote of it.
+                raise SizeInvalidError(f"received {self.count} bytes, expected {self.expected}")
         except BaseException:
             self.abandon()
             raise
