@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from moorage.domain.echo import echo
 from moorage.domain.errors import InvalidDigestError
 
 _GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
@@ -35,13 +36,13 @@ class Digest:
     def parse(cls, value: str) -> Digest:
         """Parse ``alg:hex``; upper-case hex and unknown algorithms are refused."""
         if not isinstance(value, str) or len(value) > 256 or not _GRAMMAR.match(value):
-            raise InvalidDigestError(f"malformed digest: {value!r}")
+            raise InvalidDigestError(f"malformed digest: {echo(value)}")
         algorithm, encoded = value.split(":", 1)
         expected = _HEX_LENGTHS.get(algorithm)
         if expected is None:
-            raise InvalidDigestError(f"unsupported digest algorithm: {algorithm}")
+            raise InvalidDigestError(f"unsupported digest algorithm: {echo(algorithm)}")
         if len(encoded) != expected or not _HEX.match(encoded):
-            raise InvalidDigestError(f"malformed {algorithm} digest: {value!r}")
+            raise InvalidDigestError(f"malformed {algorithm} digest: {echo(value)}")
         return cls(algorithm, encoded)
 
     def hasher(self) -> hashlib._Hash:
@@ -62,5 +63,5 @@ def sha256_digest(data: bytes) -> str:
 
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
     if algorithm not in _HEX_LENGTHS:
-        raise InvalidDigestError(f"unsupported digest algorithm: {algorithm}")
+        raise InvalidDigestError(f"unsupported digest algorithm: {echo(algorithm)}")
     return f"{algorithm}:" + hashlib.new(algorithm, data).hexdigest()

@@ -5,6 +5,7 @@ Error bodies follow the distribution-spec format: ``{"errors": [{"code", "messag
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from moorage.domain import errors as domain
+from moorage.domain.echo import ECHO_LIMIT
 from moorage.domain.manifests import ManifestUnverifiedError
 from moorage.observability import get_logger
 
@@ -104,10 +106,26 @@ def error_response(
     detail: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    entry: dict[str, Any] = {"code": code.value, "message": message}
+    entry: dict[str, Any] = {"code": code.value, "message": _concise(message)}
     if detail is not None:
         entry["detail"] = detail
-    return JSONResponse({"errors": [entry]}, status_code=status, headers=headers)
+    return _ErrorBody({"errors": [entry]}, status_code=status, headers=headers)
+
+
+MESSAGE_LIMIT = 200  # characters; the sources already quote client input at most ~100
+
+
+def _concise(message: str) -> str:
+    """The last guard against a message that reflects a client's kilobytes."""
+    return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
+
+
+class _ErrorBody(JSONResponse):
+    """Rendered as ASCII JSON: a message quoting a lone surrogate (``"\\ud800"`` in a
+    client's JSON) must still be sendable, and UTF-8 cannot encode one."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 def classify(exc: domain.MoorageError) -> tuple[int, ErrorCode]:
@@ -147,7 +165,7 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         log.error("unexpected domain error", exc_info=exc)
         return error_response(status, code, "internal server error")
     digest = getattr(exc, "digest", None)
-    detail = {"digest": digest} if isinstance(digest, str) else None
+    detail = {"digest": digest[:ECHO_LIMIT]} if isinstance(digest, str) else None
     return error_response(status, code, str(exc), detail, _extra_headers(request, exc))
 
 
