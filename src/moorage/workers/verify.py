@@ -172,8 +172,10 @@ class VerifyJob:
         checkpoint_path: Path,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.verifier, self.checkpoint_path, self.sleep = verifier, checkpoint_path, sleep
+        self.verifier, self.checkpoint_path = verifier, checkpoint_path
+        self.sleep, self.clock = sleep, clock
         self.last_rate: ByteRate | None = None  # the limiter of the latest run (for tests)
 
     def location_names(self, wanted: Sequence[str]) -> tuple[str, ...]:
@@ -200,7 +202,11 @@ class VerifyJob:
             else Checkpoint(self.checkpoint_path)
         )
         recorder = _Recorder(None if request.dry_run else checkpoint, observer)
-        rate = None if request.rate is None else ByteRate(request.rate, sleep=self.sleep)
+        rate = (
+            None
+            if request.rate is None
+            else ByteRate(request.rate, clock=self.clock, sleep=self.sleep)
+        )
         self.last_rate = rate
         reports: list[LocationReport] = []
         try:
