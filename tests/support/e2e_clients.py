@@ -185,10 +185,13 @@ def start_registry(
     target: str | None = None,
     startup_timeout: float = 30,
     extra_args: Sequence[str] = (),
+    data_dir: Path | None = None,
 ) -> Iterator[RegistryServer]:
-    """Start a registry on a free 127.0.0.1 port; yield it once ``/v2/`` answers 200; stop it."""
+    """Start a registry on a free 127.0.0.1 port; yield it once ``/v2/`` answers 200; stop it.
+    ``data_dir`` (default: ``base_dir/data``) may be shared by several servers."""
     target = target or e2e_target()
-    data_dir = base_dir / "data"
+    data_dir = data_dir or base_dir / "data"
+    base_dir.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = base_dir / "server.log"
     port = free_port()
