@@ -168,7 +168,7 @@ class _Bar:
     def location_started(self, location: str, blobs: int, size: int) -> None:
         self.blobs[location] = 0
         self.tasks[location] = self.progress.add_task(
-            location, total=size or None, blobs=f"0/{blobs}", expected=blobs
+            location, total=size, blobs=f"0/{blobs}", expected=blobs
         )
 
     def advanced(self, location: str, size: int) -> None:
