@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from moorage.storage import InvalidKeyError, ObjectNotFoundError, StorageDriver, UploadMetadata
+from moorage.storage import (
+    InvalidKeyError,
+    ObjectNotFoundError,
+    StorageDriver,
+    UploadBusyError,
+    UploadMetadata,
+)
 from moorage.storage.keys import upload_prefix
 from storage.backends import Backend, ClientGoneError, failing, read_all
 
@@ -198,3 +204,43 @@ def test_list_uploads_reports_last_modified_times(driver: StorageDriver) -> None
     session_id, _metadata, _ = upload(driver, b"x")
     sessions = dict(driver.list_uploads())
     assert before <= sessions[session_id] <= time.time() + 5
+
+
+# The session lock (see docs/uploads.md) ---------------------------------------------------------
+
+EXCLUSIVE = {"filesystem", "memory"}  # S3 grants it to all: its appends never clobber
+
+
+def test_the_lock_is_exclusive_and_released_on_exit(backend: Backend) -> None:
+    driver = backend.driver
+    session_id, metadata = driver.initiate_upload()
+    with driver.lock_upload(session_id):
+        if backend.name in EXCLUSIVE:
+            with pytest.raises(UploadBusyError), driver.lock_upload(session_id):
+                pass
+        _written, metadata = driver.append_upload(session_id, metadata, 0, [b"held"])
+    with driver.lock_upload(session_id):  # free again
+        assert read_all(driver.read_upload(session_id, persisted(metadata))) == b"held"
+
+
+def test_the_lock_is_released_when_the_holder_fails(backend: Backend) -> None:
+    driver = backend.driver
+    session_id, metadata = driver.initiate_upload()
+    with pytest.raises(ClientGoneError), driver.lock_upload(session_id):
+        driver.append_upload(session_id, metadata, 0, failing(b"partial"))
+    with driver.lock_upload(session_id):
+        assert driver.upload_size(session_id, metadata) == 0
+
+
+def test_a_gone_session_cannot_be_locked(backend: Backend) -> None:
+    driver = backend.driver
+    with pytest.raises(InvalidKeyError), driver.lock_upload("../escape"):
+        pass
+    if backend.name not in EXCLUSIVE:
+        return  # granted without asking the backend: the next call finds the session gone
+    with pytest.raises(ObjectNotFoundError), driver.lock_upload("0" * 32):
+        pass
+    session_id, metadata, _size = upload(driver, b"done")
+    driver.complete_upload(session_id, metadata, FINAL)  # the file is now the blob
+    with pytest.raises(ObjectNotFoundError), driver.lock_upload(session_id):
+        pass

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from moorage.storage import InvalidKeyError, ObjectNotFoundError, StorageDriver, create_driver
+from moorage.storage import (
+    InvalidKeyError,
+    ObjectNotFoundError,
+    StorageDriver,
+    UploadBusyError,
+    create_driver,
+)
 from moorage.storage.filesystem import FilesystemDriver
 from moorage.storage.health import check_local_root, prepare_local_root
 from moorage.storage.keys import blob_key
@@ -276,3 +285,33 @@ def test_another_driver_instance_continues_an_upload(root: Path) -> None:
     _, metadata = second.append_upload(session_id, metadata, 15, [b"then worker 2"])
     second.complete_upload(session_id, metadata, "final/data")
     assert read_all(first.read("final/data")) == b"from worker 1, then worker 2"
+
+
+def test_a_session_lock_is_shared_by_processes_and_dies_with_its_holder(root: Path) -> None:
+    """Workers are processes: the lock must exclude another process, and a holder killed
+    with SIGKILL (no cleanup at all) must leave the session free."""
+    driver = create_driver("filesystem", root=root)
+    session_id, _ = driver.initiate_upload()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from moorage.storage import create_driver\n"
+            f"driver = create_driver('filesystem', root={str(root)!r})\n"
+            f"with driver.lock_upload({session_id!r}):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(UploadBusyError), driver.lock_upload(session_id):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    with driver.lock_upload(session_id):
+        assert driver.upload_size(session_id, {"size": 0}) == 0
