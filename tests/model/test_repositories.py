@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from moorage.db import tables as t
 from moorage.domain.errors import DataModelError, InvalidNameError
 from moorage.domain.records import (
     NamespaceKind,
@@ -13,6 +14,7 @@ from moorage.domain.records import (
     Visibility,
 )
 from moorage.model.sql import SqlRegistryModel
+from moorage.model.sql.base import insert_ignoring_conflict
 
 
 def test_lookup_repository_returns_a_reference_with_its_attributes(
@@ -100,3 +102,36 @@ def test_namespace_time_machine_window_defaults_to_two_weeks(model: SqlRegistryM
     assert short.removed_tag_expiration_s == 60
     with pytest.raises(DataModelError):
         model.create_namespace("negative", removed_tag_expiration_s=-1)
+
+
+def test_create_repository_returns_the_existing_one_unchanged(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    again = model.create_repository(
+        "devtable", "simple", visibility=Visibility.PUBLIC, kind=RepositoryKind.APPLICATION
+    )
+    assert again == repo and again is not None
+    assert not again.is_public and again.kind is RepositoryKind.IMAGE
+
+
+def test_a_namespace_email_taken_by_another_is_refused_and_nothing_is_created(
+    model: SqlRegistryModel,
+) -> None:
+    model.create_namespace("first", email="ops@example.test")
+    with pytest.raises(DataModelError, match="e-mail"):
+        model.create_namespace("second", email="ops@example.test")
+    assert model.get_namespace("second") is None
+
+
+def test_insert_ignoring_conflict_tells_whether_it_inserted(model: SqlRegistryModel) -> None:
+    """On both databases and both kinds of transaction (on PostgreSQL a SQLAlchemy
+    connection reported -1 rows for such an insert, which read as "inserted")."""
+    values = {"name": "elsewhere"}
+    with model.database.write() as conn:
+        assert insert_ignoring_conflict(conn, t.storage_location, values, ["name"]) is True
+    with model.database.write() as conn:
+        assert insert_ignoring_conflict(conn, t.storage_location, values, ["name"]) is False
+    with model.database.fast_write() as fast:
+        assert insert_ignoring_conflict(fast, t.storage_location, values, ["name"]) is False
+        other = {"name": "elsewhere-too"}
+        assert insert_ignoring_conflict(fast, t.storage_location, other, ["name"]) is True
