@@ -412,3 +412,23 @@ def test_over_s3_a_corrupt_object_is_quarantined_and_repaired(
     _push(services, repo, data)
     assert _served(services, repo, digest) == data
     seaweedfs_s3.clear(prefix)
+
+
+def test_replication_repairs_a_quarantined_copy_from_a_good_one(
+    services: RegistryServices,
+    repo: RepositoryReference,
+    model: SqlRegistryModel,
+    locations: StorageLocations,
+    job: VerifyJob,
+    tmp_path: Path,
+) -> None:
+    data = b"two copies " * 3000
+    digest = _push(services, repo, data)
+    ReplicationService(model, locations).run_once()
+    _flip_a_byte(_file(tmp_path, "replica", digest))
+    assert job.run(VerifyRequest()).corrupt == 1
+    assert ReplicationService(model, locations).run_once().copied == 1
+    blob = model.lookup_blob(digest)
+    assert blob is not None and blob.placements == ("primary", "replica")
+    assert _file(tmp_path, "replica", digest).read_bytes() == data
+    assert job.run(VerifyRequest()).corrupt == 0

@@ -122,10 +122,14 @@ class Checkpoint:
                 name: {"after": mark.after, "done": mark.done} for name, mark in self.marks.items()
             },
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.tmp")
-        temporary.write_text(json.dumps(data, indent=1))
-        os.replace(temporary, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(data, indent=1))
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            detail = exc.strerror or exc
+            raise ConfigError(f"cannot write the verify checkpoint {self.path}: {detail}") from None
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
