@@ -13,13 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 from starlette.testclient import TestClient
 
 from moorage.app import build
 from moorage.config import load_settings
 from moorage.services.replication import ReplicationService
 from moorage.storage import keys
-from support.cli import clean_env, moorage
+from support.cli import clean_env, moorage, running_server
+from support.pgserver import free_port
 
 
 def _config(tmp_path: Path) -> Path:
@@ -246,3 +248,34 @@ def test_a_stopped_run_resumes_after_the_last_blob_verified(tmp_path: Path) -> N
     assert second["resumed_after"] == saved["after"]
     assert first["checked"] + second["checked"] == 6 and second["complete"] is True
     assert not checkpoint.exists()
+
+
+def test_a_running_server_stops_serving_the_bad_bytes_and_serves_the_repair(
+    tmp_path: Path,
+) -> None:
+    """Against ``moorage serve`` (whole-blob GETs go out by pathsend from disk): nothing in
+    the server holds on to the quarantined copy."""
+    config = _config(tmp_path)
+    data = b"served by a real server " * 20_000
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with running_server("--config", str(config), port=free_port()) as base:
+        client = httpx.Client(base_url=base, timeout=30)
+        try:
+            url = f"/v2/acme/app/blobs/uploads/?digest={digest}"
+            assert client.post(url, content=data).status_code == 201
+            assert client.get(f"/v2/acme/app/blobs/{digest}").content == data
+            spoiled = _spoil(tmp_path / "near" / keys.blob_key(digest))
+            assert client.get(f"/v2/acme/app/blobs/{digest}").content == spoiled
+
+            assert moorage("storage", "verify", "-c", str(config)).returncode == 1
+
+            for method in ("GET", "HEAD"):
+                response = client.request(method, f"/v2/acme/app/blobs/{digest}")
+                assert response.status_code == 404 and response.content != spoiled
+            mount = client.post(f"/v2/acme/copy/blobs/uploads/?mount={digest}&from=acme/app")
+            assert mount.status_code == 202  # not mounted: an upload session instead
+            assert client.post(url, content=data).status_code == 201
+            served = client.get(f"/v2/acme/app/blobs/{digest}")
+            assert served.status_code == 200 and served.content == data
+        finally:
+            client.close()
