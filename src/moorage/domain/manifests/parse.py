@@ -5,7 +5,7 @@ from __future__ import annotations
 from moorage.domain.manifests._fields import check_nesting, fail, load_object
 from moorage.domain.manifests.model import ParsedManifest
 from moorage.domain.manifests.oci import IMAGE_TYPES, INDEX_TYPES, parse_v2
-from moorage.domain.manifests.schema1 import parse_schema1
+from moorage.domain.manifests.schema1 import DEFAULT_MAX_SIGNATURES, parse_schema1
 from moorage.domain.media_types import APPLICATION_JSON, SCHEMA1_TYPES
 
 # ``application/json`` is what old clients send for schema1 (§2.1).
@@ -13,7 +13,11 @@ SCHEMA1_DECLARED_TYPES = SCHEMA1_TYPES | {APPLICATION_JSON}
 
 
 def parse_manifest(
-    data: bytes, media_type: str, digest_algorithm: str = "sha256"
+    data: bytes,
+    media_type: str,
+    digest_algorithm: str = "sha256",
+    *,
+    max_signatures: int = DEFAULT_MAX_SIGNATURES,
 ) -> ParsedManifest:
     """Parse and validate manifest bytes declared as ``media_type``.
 
@@ -28,7 +32,7 @@ def parse_manifest(
     raw = bytes(data)
     body = load_object(raw)
     if media_type in SCHEMA1_DECLARED_TYPES:
-        return parse_schema1(raw, body, media_type, digest_algorithm)
+        return parse_schema1(raw, body, media_type, digest_algorithm, max_signatures=max_signatures)
     return parse_v2(raw, body, media_type, digest_algorithm)
 
 
