@@ -491,3 +491,95 @@ def test_build_refuses_a_broken_chain(ec_signer: Schema1Signer) -> None:
         build_schema1_manifest("ns/repo", "v1", "amd64", broken, ec_signer)
     with pytest.raises(ManifestError, match="at least one"):
         build_schema1_manifest("ns/repo", "v1", "amd64", [], ec_signer)
+
+
+# --- bounded work and values the database must hold (issue 11) --------------------------------
+
+
+def _with_signatures(signed: bytes, count: int) -> bytes:
+    body = json.loads(signed)
+    body["signatures"] = body["signatures"] * count
+    return json.dumps(body, indent=3).encode()
+
+
+def test_too_many_signatures_are_refused_before_any_is_read(
+    ec_signer: Schema1Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moorage.domain.manifests import jws_verify
+    from moorage.domain.manifests.schema1 import DEFAULT_MAX_SIGNATURES
+
+    read = jws_verify._read_signature
+    calls: list[int] = []
+
+    def counting(index: int, block: object) -> Any:
+        calls.append(index)
+        return read(index, block)
+
+    monkeypatch.setattr(jws_verify, "_read_signature", counting)
+    signed = sign_schema1(payload(), ec_signer)
+    with pytest.raises(ManifestError, match=r"schema1_signature_limit \(16\)"):
+        parse_manifest(_with_signatures(signed, DEFAULT_MAX_SIGNATURES + 1), SIGNED)
+    assert calls == []  # 2,400 signatures once cost 12 s of verification
+    parsed = parse_manifest(_with_signatures(signed, DEFAULT_MAX_SIGNATURES), SIGNED)
+    assert len(calls) == DEFAULT_MAX_SIGNATURES
+    assert parsed.schema1 is not None and len(parsed.schema1.key_ids) == DEFAULT_MAX_SIGNATURES
+
+
+def test_the_signature_limit_is_a_parameter(ec_signer: Schema1Signer) -> None:
+    from moorage.domain.manifests._fields import load_object
+    from moorage.domain.manifests.schema1 import parse_schema1
+
+    raw = _with_signatures(sign_schema1(payload(), ec_signer), 3)
+    with pytest.raises(
+        ManifestError, match=r"3 signatures, more than schema1_signature_limit \(2\)"
+    ):
+        parse_schema1(raw, load_object(raw), SIGNED, "sha256", max_signatures=2)
+    assert parse_schema1(raw, load_object(raw), SIGNED, "sha256", max_signatures=3).schema1
+
+
+@pytest.mark.parametrize("size", [2**63, 2**70])
+def test_a_v1_size_past_64_bits_is_refused(size: int) -> None:
+    history = payload()["history"]
+    history[2] = {"v1Compatibility": v1("base", None, Size=size)}
+    with pytest.raises(ManifestError):
+        parse_manifest(unsigned_bytes(payload(history=history)), UNSIGNED)
+
+
+def test_the_largest_v1_size_is_kept() -> None:
+    history = payload()["history"]
+    history[2] = {"v1Compatibility": v1("base", None, Size=2**63 - 1)}
+    parsed = parse_manifest(unsigned_bytes(payload(history=history)), UNSIGNED)
+    assert parsed.schema1 is not None and parsed.schema1.entries[0].size == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "created", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00", "2020-13-01T00:00:00Z"]
+)
+def test_a_time_past_the_calendar_is_unknown(created: str) -> None:
+    history = payload()["history"]
+    history[2] = {"v1Compatibility": v1("base", None, created=created)}
+    parsed = parse_manifest(unsigned_bytes(payload(history=history)), UNSIGNED)
+    assert parsed.schema1 is not None and parsed.schema1.entries[0].created is None
+
+
+def test_nul_and_lone_surrogates_leave_the_stored_fields() -> None:
+    history = payload()["history"]
+    history[2] = {"v1Compatibility": v1("base", None, author="a\u0000b", comment="c\ud800d")}
+    parsed = parse_manifest(unsigned_bytes(payload(history=history)), UNSIGNED)
+    assert parsed.schema1 is not None
+    base = parsed.schema1.entries[0]
+    assert base.author == "ab"
+    assert base.comment is not None and base.comment.encode("utf-8")  # stores as UTF-8
+
+
+def test_a_v1_compatibility_that_is_not_unicode_is_refused() -> None:
+    body = unsigned_bytes(payload()).replace(
+        b'{\\"id\\": \\"' + hexid("base").encode(),
+        (b'{\\"x\\": \\"\\\\ud800\\", \\"id\\": \\"' + hexid("base").encode()),
+    )
+    # The outer JSON decodes to a v1Compatibility text holding the six characters
+    # \ud800, which the inner parse turns into a lone surrogate: fine for JSON, not UTF-8.
+    parse_manifest(body, UNSIGNED)  # escaped inside: still valid text
+    raw = body.replace(b"\\\\ud800", b"\\ud800")
+    with pytest.raises(ManifestError, match="not valid Unicode"):
+        parse_manifest(raw, UNSIGNED)

@@ -73,7 +73,8 @@ def _key_from_jwk(jwk: object) -> PublicKey:
     except ValueError as exc:
         if isinstance(exc, ManifestError):
             raise
-        raise ManifestError(f"invalid JWK: {exc}") from exc
+        # The library's text names its internals: say it in our words.
+        raise ManifestError(f"signature 'jwk' is not a valid {kty} public key") from None
     fail(f"unsupported JWK key type {kty!r}")
 
 
@@ -83,8 +84,8 @@ def _key_from_x5c(chain: object) -> PublicKey:
     try:
         der = base64.b64decode(chain[0], validate=True)
         key = x509.load_der_x509_certificate(der).public_key()
-    except (binascii.Error, ValueError) as exc:
-        raise ManifestError(f"invalid x5c certificate: {exc}") from exc
+    except (binascii.Error, ValueError):
+        raise ManifestError("signature 'x5c' is not a valid DER certificate") from None
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         fail("x5c certificate key must be EC or RSA")
     return key
@@ -145,8 +146,11 @@ def _verify(sig: _Signature, signing_input: bytes) -> None:
         raise ManifestUnverifiedError("manifest signature does not verify") from exc
 
 
-def verify_signed_body(raw: bytes, body: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
-    """Check every signature of a signed schema1 body.
+def verify_signed_body(
+    raw: bytes, body: dict[str, Any], *, max_signatures: int
+) -> tuple[bytes, tuple[str, ...]]:
+    """Check every signature of a signed schema1 body, refusing more than
+    ``max_signatures`` of them before reading any (each costs a key and a verification).
 
     Returns the unsigned payload and the signers' libtrust key ids. Malformed signature
     blocks raise ``ManifestError``; a signature that fails to verify raises
@@ -156,6 +160,11 @@ def verify_signed_body(raw: bytes, body: dict[str, Any]) -> tuple[bytes, tuple[s
     blocks = body["signatures"]
     if not isinstance(blocks, list) or not blocks:
         fail("'signatures' must be a non-empty array")
+    if len(blocks) > max_signatures:
+        fail(
+            f"manifest carries {len(blocks)} signatures, more than schema1_signature_limit"
+            f" ({max_signatures})"
+        )
     signatures = [_read_signature(index, block) for index, block in enumerate(blocks)]
     first = signatures[0]
     for sig in signatures[1:]:

@@ -14,10 +14,9 @@ config itself.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from moorage.domain.digest import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST
@@ -30,8 +29,18 @@ EMPTY_LAYER_SIZE = len(EMPTY_LAYER_BYTES)
 _SCHEMA2_ONLY_KEYS = ("history", "rootfs")
 
 
+def load_image_config(config_bytes: bytes) -> dict[str, Any]:
+    """An image config (OCI or Docker) as a JSON object; anything else, or one nested
+    deeper than the JSON reader allows, is a ``ManifestError``."""
+    return load_object(config_bytes, "image config")
+
+
+def _as_config(config: bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    return load_image_config(config) if isinstance(config, bytes | bytearray) else config
+
+
 def _v1_compatibility(
-    config: dict[str, Any],
+    config: Mapping[str, Any],
     history: dict[str, Any],
     *,
     v1_id: str,
@@ -40,7 +49,8 @@ def _v1_compatibility(
     size: int,
 ) -> dict[str, Any]:
     """The ``v1Compatibility`` object of one entry (§2.12 step 4, Quay's field order)."""
-    v1: dict[str, Any] = copy.deepcopy(config) if is_top else {}
+    # Only top-level keys change: a shallow copy leaves the caller's config as it was.
+    v1: dict[str, Any] = dict(config) if is_top else {}
     v1["id"] = v1_id
     if parent is not None:
         v1["parent"] = parent
@@ -58,7 +68,7 @@ def _v1_compatibility(
     return v1
 
 
-def _history_of(config: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _history_of(config: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     history = config.get("history")
     if history is None or history == []:
         return None
@@ -94,10 +104,11 @@ def _pair_history(
 
 
 def legacy_chain_from_config(
-    config_bytes: bytes, layers: Sequence[Descriptor]
+    config_bytes: bytes | Mapping[str, Any], layers: Sequence[Descriptor]
 ) -> tuple[V1Entry, ...]:
-    """The V1 chain (base → leaf) of a schema2/OCI image, with deterministic ids."""
-    config = load_object(config_bytes, "image config")
+    """The V1 chain (base → leaf) of a schema2/OCI image, with deterministic ids. The
+    config comes as its bytes or as ``load_image_config`` made them."""
+    config = _as_config(config_bytes)
     history = _history_of(config)
     paired: list[tuple[dict[str, Any], str, int, bytes]]
     if history is None:
@@ -129,15 +140,16 @@ def legacy_chain_from_config(
 def schema1_from_image(
     name: str,
     tag: str,
-    config_bytes: bytes,
+    config_bytes: bytes | Mapping[str, Any],
     layers: Sequence[Descriptor],
     signer: Schema1Signer | None,
 ) -> bytes:
     """The signed schema1 rendering of a schema2/OCI image (§2.12 steps 2 to 6)."""
     if any(layer.urls for layer in layers):
         fail("images with remote (foreign) layers cannot be converted to schema1")
-    entries = legacy_chain_from_config(config_bytes, layers)
-    architecture = load_object(config_bytes, "image config").get("architecture")
+    config = _as_config(config_bytes)
+    entries = legacy_chain_from_config(config, layers)
+    architecture = config.get("architecture")
     if not isinstance(architecture, str) or not architecture:
         architecture = "amd64"
     return build_schema1_manifest(name, tag, architecture, entries, signer)

@@ -10,6 +10,7 @@ from typing import Any
 
 from moorage.domain.digest import compute_digest
 from moorage.domain.manifests._fields import (
+    MAX_SIZE,
     check_digest,
     fail,
     get_list,
@@ -31,6 +32,9 @@ from moorage.domain.manifests.model import (
 from moorage.domain.media_types import DOCKER_SCHEMA1_MANIFEST, DOCKER_SCHEMA1_SIGNED_MANIFEST
 
 _V1_ID = re.compile(r"^[a-f0-9]{64}$")
+# Docker signs with one key; a few more are plausible. Each costs a public-key
+# verification, so a body with thousands of them is refused before any is read.
+DEFAULT_MAX_SIGNATURES = 16
 
 
 def parse_time(value: object) -> datetime | None:
@@ -39,11 +43,24 @@ def parse_time(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:00:00-05:00 is past year 9999
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+
+
+def _text(value: object) -> str | None:
+    """A string field stored in a text column: NUL dropped (PostgreSQL refuses it) and
+    lone surrogates replaced (they have no UTF-8 form); anything else gives None."""
+    if not isinstance(value, str):
+        return None
+    cleaned = value.replace("\x00", "")
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError:
+        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    return cleaned
 
 
 def command_of(v1: dict[str, Any]) -> str | None:
@@ -67,11 +84,11 @@ def entry_from_v1(v1_json: str, v1: dict[str, Any], blob_digest: str) -> V1Entry
         blob_digest=blob_digest,
         v1_json=v1_json,
         created=parse_time(v1.get("created")),
-        comment=v1.get("comment") if isinstance(v1.get("comment"), str) else None,
+        comment=_text(v1.get("comment")),
         command=command_of(v1),
-        author=v1.get("author") if isinstance(v1.get("author"), str) else None,
+        author=_text(v1.get("author")),
         throwaway=v1.get("throwaway") is True,
-        size=size if is_int(size) and size >= 0 else None,
+        size=size if is_int(size) and 0 <= size <= MAX_SIZE else None,
     )
 
 
@@ -83,6 +100,10 @@ def _read_entry(index: int, fs_layer: object, history: object) -> V1Entry:
     if not isinstance(history, dict):
         fail(f"{where} must be an object")
     v1_json = require_str(history, "v1Compatibility", where)
+    try:
+        v1_json.encode("utf-8")  # stored as text: a lone surrogate has no UTF-8 form
+    except UnicodeEncodeError:
+        fail(f"{where}: 'v1Compatibility' is not valid Unicode text")
     v1 = load_object(v1_json, f"{where}.v1Compatibility")
     image_id = v1.get("id")
     if not isinstance(image_id, str) or not _V1_ID.match(image_id):
@@ -90,6 +111,9 @@ def _read_entry(index: int, fs_layer: object, history: object) -> V1Entry:
     parent = v1.get("parent")
     if parent not in (None, "") and (not isinstance(parent, str) or not _V1_ID.match(parent)):
         fail(f"{where}: V1 'parent' must be 64 lower-case hex characters")
+    size = v1.get("Size")
+    if is_int(size) and size > MAX_SIZE:  # the database's sizes are signed 64-bit
+        fail(f"{where}: V1 'Size' is larger than {MAX_SIZE}")
     return entry_from_v1(v1_json, v1, blob_digest)
 
 
@@ -113,9 +137,15 @@ def _layer(entry: V1Entry) -> Descriptor:
 
 
 def parse_schema1(
-    raw: bytes, body: dict[str, Any], declared: str, algorithm: str
+    raw: bytes,
+    body: dict[str, Any],
+    declared: str,
+    algorithm: str,
+    *,
+    max_signatures: int = DEFAULT_MAX_SIGNATURES,
 ) -> ParsedManifest:
-    """Validate a schema1 body; ``declared`` is a schema1 type or ``application/json``."""
+    """Validate a schema1 body; ``declared`` is a schema1 type or ``application/json``.
+    More than ``max_signatures`` signatures is a ``ManifestError`` (none is verified)."""
     signatures = body.get("signatures")
     key_ids: tuple[str, ...]
     if signatures in (None, []):
@@ -127,7 +157,7 @@ def parse_schema1(
         # Loads cryptography: only signed schema1 manifests pay for it.
         from moorage.domain.manifests.jws_verify import verify_signed_body
 
-        payload, key_ids = verify_signed_body(raw, body)
+        payload, key_ids = verify_signed_body(raw, body, max_signatures=max_signatures)
         content = {key: value for key, value in body.items() if key != "signatures"}
     if declared not in (DOCKER_SCHEMA1_MANIFEST, DOCKER_SCHEMA1_SIGNED_MANIFEST):
         declared = DOCKER_SCHEMA1_SIGNED_MANIFEST if key_ids else DOCKER_SCHEMA1_MANIFEST
