@@ -144,7 +144,12 @@ def build(settings: Settings) -> Application:
             max_sessions_per_repository=settings.max_upload_sessions_per_repository,
             max_sessions_per_client=settings.max_upload_sessions_per_client,
         ),
-        manifests=ManifestSettings(size_limit=settings.manifest_size_limit),
+        manifests=ManifestSettings(
+            size_limit=settings.manifest_size_limit,
+            label_limit=settings.manifest_label_limit,
+            config_size_limit=settings.manifest_config_size_limit,
+            signature_limit=settings.schema1_signature_limit,
+        ),
         page_cap=settings.listing_page_cap,
         library_support=settings.library_support,
     )

@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     push_temp_tag_expiration_s: int = Field(default=3600, ge=0)
     manifest_size_limit: int = Field(default=4 * MIB, ge=1024)
+    manifest_label_limit: int = Field(
+        default=256, ge=0, le=100_000, description="most labels one image config may carry"
+    )
+    manifest_config_size_limit: int = Field(
+        default=1 * MIB, ge=1024, description="largest image config read for labels and V1"
+    )
+    schema1_signature_limit: int = Field(
+        default=16, ge=1, le=1000, description="most signatures one schema 1 manifest may carry"
+    )
     max_blob_size: int = Field(default=20 * 1024 * MIB, ge=1, description="largest blob accepted")
     listing_page_cap: int = Field(
         default=1000, ge=1, description="most tags or repositories one listing page returns"

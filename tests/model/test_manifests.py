@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from tests.model.builders import (
@@ -264,3 +266,231 @@ def test_schema1_manifest_layers_come_from_the_v1_history(
         leaf.docker_image_id,
     ]
     assert layers[-1].layer_info.command == '["/bin/sh", "-c", "echo leaf"]'
+
+
+# --- one transaction per push (issue 11) -------------------------------------------------------
+
+
+def _labelled_image(
+    model: SqlRegistryModel, repo: RepositoryReference, seed: str
+) -> tuple[bytes, dict[str, str]]:
+    """Config and layer stored, manifest bytes not: what a push has before its PUT."""
+    labels = {"maintainer": "me", "quay.expires-after": "2h"}
+    config = json.dumps({"architecture": "amd64", "config": {"Labels": labels}, "s": seed}).encode()
+    layer = f"layer {seed}".encode()
+    push_blob(model, repo, config)
+    push_blob(model, repo, layer)
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_SCHEMA2_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": digest_of(config),
+                "size": len(config),
+            },
+            "layers": [{"mediaType": LAYER_TYPE, "digest": digest_of(layer), "size": len(layer)}],
+        }
+    ).encode()
+    return body, labels
+
+
+class CrashOnce:
+    """Raises the first time it is called (a worker dying mid-push), then does the work."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("simulated crash")
+        return self.real(*args, **kwargs)
+
+
+def _nothing_stored(model: SqlRegistryModel, repo: RepositoryReference, digest: str) -> None:
+    assert model.lookup_manifest_by_digest(repo, digest, allow_dead=True) is None
+    assert model.get_repo_tag(repo, "latest") is None
+    assert model.list_repository_tag_history(repo)[0] == []
+
+
+def _everything_stored(
+    model: SqlRegistryModel, repo: RepositoryReference, digest: str, labels: dict[str, str]
+) -> None:
+    tag = model.get_repo_tag(repo, "latest")
+    assert tag is not None and tag.manifest_digest == digest
+    assert tag.lifetime_end_ts == tag.lifetime_start_ts + 7200  # the expiry is not lost
+    manifest = model.get_manifest_for_tag(tag)
+    assert manifest is not None
+    stored = model.list_manifest_labels(manifest)
+    assert {label.key: label.value for label in stored} == labels
+    assert {label.source_type_name for label in stored} == {"manifest"}
+
+
+@pytest.mark.parametrize("step", ["labels", "tag"])
+def test_a_push_that_fails_stores_nothing_and_its_retry_everything(
+    model: SqlRegistryModel,
+    repo: RepositoryReference,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+) -> None:
+    import moorage.model.sql.manifests as manifests_module
+
+    body, labels = _labelled_image(model, repo, step)
+    if step == "labels":
+        crash = CrashOnce(model.add_config_labels)
+        monkeypatch.setattr(model, "add_config_labels", crash)
+    else:
+        crash = CrashOnce(manifests_module.move_tag_locked)
+        monkeypatch.setattr(manifests_module, "move_tag_locked", crash)
+    digest = digest_of(body)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        model.create_manifest(repo, body, DOCKER_SCHEMA2_MANIFEST, labels=labels, tags=["latest"])
+    _nothing_stored(model, repo, digest)
+    manifest = model.create_manifest(
+        repo, body, DOCKER_SCHEMA2_MANIFEST, labels=labels, tags=["latest"]
+    )
+    assert manifest.digest == digest and crash.calls == 2
+    _everything_stored(model, repo, digest, labels)
+
+
+def test_a_manifest_left_without_its_labels_gets_them_when_pushed_again(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    """What the old push left after a 500 at the labels: manifest row and tag, no labels."""
+    body, labels = _labelled_image(model, repo, "half")
+    half = model.create_manifest(repo, body, DOCKER_SCHEMA2_MANIFEST)
+    assert model.retarget_tag(repo, "latest", half) is not None
+    assert model.list_manifest_labels(half) == []
+    again = model.create_manifest(
+        repo, body, DOCKER_SCHEMA2_MANIFEST, labels=labels, tags=["latest"]
+    )
+    assert again.id == half.id
+    _everything_stored(model, repo, half.digest, labels)
+    # A third push adds no second copy of the labels.
+    model.create_manifest(repo, body, DOCKER_SCHEMA2_MANIFEST, labels=labels, tags=["latest"])
+    assert len(model.list_manifest_labels(half)) == len(labels)
+
+
+def test_tags_move_in_the_push(model: SqlRegistryModel, repo: RepositoryReference) -> None:
+    first = push_image(model, repo, [b"first"])
+    assert model.retarget_tag(repo, "latest", first.manifest) is not None
+    body, labels = _labelled_image(model, repo, "second")
+    second = model.create_manifest(
+        repo, body, DOCKER_SCHEMA2_MANIFEST, labels=labels, tags=["latest", "v2", "latest"]
+    )
+    for name in ("latest", "v2"):
+        tag = model.get_repo_tag(repo, name)
+        assert tag is not None and tag.manifest_id == second.id
+    history, _ = model.list_repository_tag_history(repo, specific_tag_name="latest")
+    assert [version.manifest_id for version in history] == [second.id, first.manifest.id]
+    assert history[1].lifetime_end_ms == history[0].lifetime_start_ms
+
+
+def test_a_label_the_database_cannot_hold_stores_nothing(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    from moorage.domain.labels import LabelValueError
+
+    body, _ = _labelled_image(model, repo, "bad")
+    with pytest.raises(LabelValueError):
+        model.create_manifest(
+            repo,
+            body,
+            DOCKER_SCHEMA2_MANIFEST,
+            labels={"quay.expires-after": "99999999999999w"},
+            tags=["latest"],
+        )
+    _nothing_stored(model, repo, digest_of(body))
+
+
+def test_an_api_label_with_an_expiry_past_a_century_is_refused(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    from moorage.domain.labels import LabelValueError
+
+    image = push_image(model, repo, [b"x"])
+    model.retarget_tag(repo, "latest", image.manifest)
+    with pytest.raises(LabelValueError, match="a century"):
+        model.create_manifest_label(image.manifest, "quay.expires-after", "99999999999999w", "api")
+    assert model.list_manifest_labels(image.manifest) == []
+
+
+# --- descriptor sizes against stored blobs (issue 11) -------------------------------------------
+
+
+def _manifest_with_sizes(
+    model: SqlRegistryModel, repo: RepositoryReference, config_size: int, layer_sizes: list[int]
+) -> bytes:
+    config = b'{"architecture": "amd64"}'
+    push_blob(model, repo, config)
+    layers = []
+    for index, size in enumerate(layer_sizes):
+        data = b"layer %d" % index
+        push_blob(model, repo, data)
+        layers.append({"mediaType": LAYER_TYPE, "digest": digest_of(data), "size": size})
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_SCHEMA2_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": digest_of(config),
+                "size": config_size,
+            },
+            "layers": layers,
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("config_size", "layer_sizes", "where"),
+    [(25, [7, 2**63 - 1], "layers[1]"), (26, [7], "config"), (25, [0], "layers[0]")],
+)
+def test_a_descriptor_size_must_be_the_stored_size(
+    model: SqlRegistryModel,
+    repo: RepositoryReference,
+    config_size: int,
+    layer_sizes: list[int],
+    where: str,
+) -> None:
+    body = _manifest_with_sizes(model, repo, config_size, layer_sizes)
+    with pytest.raises(ManifestError, match=rf"^{re.escape(where)}: size \d+ does not match"):
+        model.create_manifest(repo, body, DOCKER_SCHEMA2_MANIFEST, tags=["latest"])
+    _nothing_stored(model, repo, digest_of(body))
+    good = _manifest_with_sizes(model, repo, 25, [7] * len(layer_sizes))
+    assert model.create_manifest(repo, good, DOCKER_SCHEMA2_MANIFEST).digest == digest_of(good)
+
+
+def test_foreign_layers_keep_any_size_but_not_a_sum_past_64_bits(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    config = b'{"architecture": "amd64"}'
+    push_blob(model, repo, config)
+    foreign = {
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "size": 2**63 - 1,
+        "urls": ["https://example.invalid/layer"],
+    }
+
+    def body(count: int) -> bytes:
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": DOCKER_SCHEMA2_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "digest": digest_of(config),
+                    "size": len(config),
+                },
+                "layers": [
+                    {**foreign, "digest": digest_of(b"foreign %d" % i)} for i in range(count)
+                ],
+            }
+        ).encode()
+
+    one = model.create_manifest(repo, body(1), DOCKER_SCHEMA2_MANIFEST)
+    assert one.layers_compressed_size == 2**63 - 1
+    with pytest.raises(ManifestError, match="add up to more than"):
+        model.create_manifest(repo, body(2), DOCKER_SCHEMA2_MANIFEST)
+    assert model.lookup_manifest_by_digest(repo, digest_of(body(2)), allow_dead=True) is None

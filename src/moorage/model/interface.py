@@ -9,7 +9,7 @@ or later than now, and the tag is not hidden.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -362,7 +362,11 @@ class RegistryAdministration(Protocol):
         temp_tag_expiration_s: int | None = None,
         digest_algorithm: str = "sha256",
         parsed: ParsedManifest | None = None,
-    ) -> Manifest: ...
+        labels: Mapping[str, str] | None = None,
+        tags: Sequence[str] = (),
+    ) -> Manifest:
+        """One transaction: the manifest, its config ``labels`` and ``tags`` moved onto it."""
+        ...
 
     def create_legacy_images(
         self, repository_ref: RepositoryReference, chain: Sequence[V1Entry]

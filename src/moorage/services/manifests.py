@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from moorage.domain.errors import (
     NameMismatchError,
     TagInvalidError,
 )
+from moorage.domain.labels import DEFAULT_MAX_LABELS, LabelSourceType, labels_from_config
 from moorage.domain.manifests import (
     ParsedManifest,
     V1Entry,
@@ -29,6 +29,9 @@ from moorage.domain.manifests import (
     parse_manifest,
     schema1_from_image,
 )
+from moorage.domain.manifests._fields import load_object
+from moorage.domain.manifests.legacy import load_image_config
+from moorage.domain.manifests.schema1 import DEFAULT_MAX_SIGNATURES
 from moorage.domain.media_types import (
     DOCKER_SCHEMA1_MANIFEST,
     DOCKER_SCHEMA1_SIGNED_MANIFEST,
@@ -37,21 +40,23 @@ from moorage.domain.media_types import (
     SCHEMA1_TYPES,
 )
 from moorage.domain.names import split_full_name, validate_tag_name
-from moorage.domain.records import Manifest, RepositoryReference, Tag
+from moorage.domain.records import Manifest, RepositoryReference
 from moorage.model.interface import RegistryModel
 from moorage.services.blobs import BlobService
 from moorage.services.uploads import UploadService
 
 APPLICATION_JSON = "application/json"
 LEGACY_ACCEPT = SCHEMA1_TYPES | {APPLICATION_JSON}
-MAX_CONFIG_BYTES = 16 * 1024 * 1024
-RETARGET_ATTEMPTS = 5
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class ManifestSettings:
-    size_limit: int = 4 * 1024 * 1024
+    size_limit: int = 4 * MIB
     temp_tag_expiration_s: int = 300  # keeps a manifest pushed by digest alive until tagged
+    label_limit: int = DEFAULT_MAX_LABELS  # labels one image config may carry
+    config_size_limit: int = 1 * MIB  # image configs read for labels and the V1 view
+    signature_limit: int = DEFAULT_MAX_SIGNATURES  # signatures of one schema 1 manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +85,8 @@ def declared_media_type(content_type: str | None, body: bytes) -> str:
         if declared not in MANIFEST_TYPES:
             raise ManifestMediaTypeError(f"unsupported manifest media type {declared!r}")
         return declared
-    try:
-        fields = json.loads(body)
-    except ValueError:
-        raise ManifestError("manifest is not valid JSON") from None
-    if not isinstance(fields, dict):
-        raise ManifestError("manifest is not a JSON object")
+    # The strict reader: bounded nesting and integers, errors in our words.
+    fields = load_object(body)
     if fields.get("schemaVersion") == 1:
         return DOCKER_SCHEMA1_SIGNED_MANIFEST if "signatures" in fields else DOCKER_SCHEMA1_MANIFEST
     sniffed = fields.get("mediaType")
@@ -136,9 +137,8 @@ class ManifestService:
         if by_digest and parsed.digest != reference:
             raise DigestMismatchError(f"manifest digest {parsed.digest} does not match {reference}")
         self._check_schema1(repository, parsed, None if by_digest else reference)
-        manifest = self._store(repository, parsed, temp_tag=by_digest)
-        for tag in [*extra_tags] if by_digest else [reference]:
-            self._retarget(repository, tag, manifest)
+        tags = list(dict.fromkeys(extra_tags)) if by_digest else [reference]
+        self._store(repository, parsed, temp_tag=by_digest, tags=tags)
         return PushResult(
             parsed.digest,
             None if parsed.subject is None else parsed.subject.digest,
@@ -162,22 +162,34 @@ class ManifestService:
             raise TagInvalidError(f"manifest tag {parsed.schema1.tag!r} does not match {tag!r}")
 
     def _store(
-        self, repository: RepositoryReference, parsed: ParsedManifest, *, temp_tag: bool
+        self,
+        repository: RepositoryReference,
+        parsed: ParsedManifest,
+        *,
+        temp_tag: bool,
+        tags: Sequence[str],
     ) -> Manifest:
+        """Everything the push stores, in one model transaction: manifest, links, V1
+        chain, labels, temp tag, tags and the expiry the labels set. The config is read
+        and every label checked first, so a refusal stores nothing. A manifest stored
+        without its labels (by a version that wrote them one by one and failed half way)
+        gets them when it is pushed again."""
         existing = self.model.lookup_manifest_by_digest(repository, parsed.digest, allow_dead=True)
         chain: list[V1Entry] | None = None
         labels: dict[str, str] = {}
         config = parsed.config
-        if existing is None and config is not None and config.media_type in IMAGE_CONFIG_TYPES:
-            config_bytes = self._config_bytes(repository, config.digest)
-            labels = _config_labels(config_bytes)
-            try:
-                chain = list(legacy_chain_from_config(config_bytes, parsed.layers))
-            except ManifestError:
-                chain = None  # history and layers disagree: no V1 view of this image
+        is_image = config is not None and config.media_type in IMAGE_CONFIG_TYPES
+        if config is not None and is_image and (existing is None or self._lacks_labels(existing)):
+            document = self._config_document(repository, config.digest)
+            labels = labels_from_config(document, self.settings.label_limit)
+            if existing is None:
+                try:
+                    chain = list(legacy_chain_from_config(document, parsed.layers))
+                except ManifestError:
+                    chain = None  # history and layers disagree: no V1 view of this image
             if chain and any(entry.blob_digest == EMPTY_LAYER_DIGEST for entry in chain):
                 self.ensure_empty_layer(repository)
-        manifest = self.model.create_manifest(
+        return self.model.create_manifest(
             repository,
             parsed.raw,
             parsed.media_type,
@@ -185,19 +197,30 @@ class ManifestService:
             temp_tag_expiration_s=self.settings.temp_tag_expiration_s if temp_tag else None,
             digest_algorithm=parsed.digest.split(":", 1)[0],
             parsed=parsed,
+            labels=labels,
+            tags=tags,
         )
-        for key, value in labels.items():
-            try:
-                self.model.create_manifest_label(manifest, key, value, "manifest")
-            except DataModelError:
-                continue  # an empty key: Docker's LABEL allows little else that we refuse
-        return manifest
+
+    def _lacks_labels(self, manifest: Manifest) -> bool:
+        """No label from its config: never pushed with labels, or left half-written."""
+        return not any(
+            label.source_type_name == LabelSourceType.MANIFEST.value
+            for label in self.model.list_manifest_labels(manifest)
+        )
 
     def _config_bytes(self, repository: RepositoryReference, digest: str) -> bytes:
+        limit = self.settings.config_size_limit
         try:
-            return self.blobs.read_small(repository, digest, MAX_CONFIG_BYTES)
+            return self.blobs.read_small(repository, digest, limit)
         except BlobNotFoundError:
             raise BlobUnknownError(digest) from None
+        except ManifestError:
+            raise ManifestError(
+                f"image config {digest} is larger than manifest_config_size_limit ({limit} bytes)"
+            ) from None
+
+    def _config_document(self, repository: RepositoryReference, digest: str) -> dict[str, Any]:
+        return load_image_config(self._config_bytes(repository, digest))
 
     def ensure_empty_layer(self, repository: RepositoryReference) -> None:
         """The gzipped empty tar that V1 views use for empty history entries: stored once,
@@ -207,15 +230,6 @@ class ManifestService:
         self.uploads.upload_whole(
             repository, EMPTY_LAYER_DIGEST, [EMPTY_LAYER_BYTES], len(EMPTY_LAYER_BYTES)
         )
-
-    def _retarget(self, repository: RepositoryReference, tag_name: str, manifest: Manifest) -> Tag:
-        # The model lets exactly one of two simultaneous movers win; a push should still
-        # land, after the other one, as with every registry: try again on a fresh read.
-        for _ in range(RETARGET_ATTEMPTS):
-            tag = self.model.retarget_tag(repository, tag_name, manifest)
-            if tag is not None:
-                return tag
-        raise DataModelError(f"tag {tag_name} keeps changing concurrently; try again")
 
     # -- pull ----------------------------------------------------------------------------
 
@@ -300,7 +314,10 @@ class ManifestService:
         parsed = parse_manifest(manifest.internal_manifest_bytes, manifest.media_type)
         if parsed.config is None or parsed.config.media_type not in IMAGE_CONFIG_TYPES:
             raise ManifestNotFoundError("this manifest has no schema 1 form (not an image)")
-        config = self._config_bytes(repository, parsed.config.digest)
+        try:
+            config = self._config_document(repository, parsed.config.digest)
+        except ManifestError as exc:
+            raise ManifestNotFoundError(f"this image has no schema 1 form: {exc}") from None
         self.ensure_empty_layer(repository)
         try:
             body = schema1_from_image(
@@ -333,15 +350,3 @@ def _check_tag(reference: str) -> None:
         validate_tag_name(reference)
     except InvalidNameError:
         raise TagInvalidError(f"invalid tag: {reference!r}") from None
-
-
-def _config_labels(config_bytes: bytes) -> dict[str, str]:
-    try:
-        config: Any = json.loads(config_bytes)
-    except ValueError:
-        return {}
-    inner = config.get("config") if isinstance(config, dict) else None
-    labels = inner.get("Labels") if isinstance(inner, dict) else None
-    if not isinstance(labels, dict):
-        return {}
-    return {str(k): v for k, v in labels.items() if isinstance(v, str) and k}

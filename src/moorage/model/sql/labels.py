@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, or_, select, update
 
 from moorage.db import tables as t
 from moorage.domain.errors import ImmutableLabelError
@@ -14,7 +15,7 @@ from moorage.domain.labels import (
     parse_expires_after,
     parse_source_type,
     resolve_media_type,
-    validate_label_key,
+    validate_label,
 )
 from moorage.domain.records import Label, Manifest
 from moorage.model.sql.base import SqlModelBase, new_uuid
@@ -29,6 +30,17 @@ def _label(row: Any) -> Label:
         source_type_name=row.source_type,
         media_type_name=row.media_type,
     )
+
+
+_INSERT_LABELS = t.label.insert().returning(t.label.c.id, sort_by_parameter_order=True)
+_LINK_LABELS = t.manifest_label.insert()
+_HAS_SOURCE_LABEL = select(
+    exists().where(
+        t.manifest_label.c.manifest_id == bindparam("manifest_id"),
+        t.label.c.id == t.manifest_label.c.label_id,
+        t.label.c.source_type == bindparam("source_type"),
+    )
+)
 
 
 def _labels_of(manifest_id: int) -> Any:
@@ -49,7 +61,7 @@ class LabelMixin(SqlModelBase):
         media_type_name: str | None = None,
     ) -> Label | None:
         source = parse_source_type(source_type_name)
-        validate_label_key(key, source)
+        validate_label(key, value, source)
         media_type = resolve_media_type(value, media_type_name)
         with self.database.write() as conn:
             repository_id = conn.execute(
@@ -75,6 +87,41 @@ class LabelMixin(SqlModelBase):
                 self._apply_expires_after(conn, repository_id, manifest.id, value)
             row = conn.execute(select(t.label).where(t.label.c.id == label_id)).one()
         return _label(row)
+
+    def add_config_labels(
+        self,
+        conn: Connection,
+        repository_id: int,
+        manifest_id: int,
+        labels: Mapping[str, str],
+    ) -> bool:
+        """The labels of the manifest's config, in the caller's transaction, a statement
+        per kind of row; the expiry label applies to the manifest's alive tags. Nothing is
+        added when the manifest has config labels already (a push again, or the retry of
+        one): True when these were added. Every label is validated first."""
+        for key, value in labels.items():
+            validate_label(key, value, LabelSourceType.MANIFEST)
+        if not labels:
+            return False
+        params = {"manifest_id": manifest_id, "source_type": LabelSourceType.MANIFEST.value}
+        if conn.execute(_HAS_SOURCE_LABEL, params).scalar():
+            return False
+        rows = [
+            {
+                "uuid": new_uuid(),
+                "key": key,
+                "value": value,
+                "media_type": resolve_media_type(value, None),
+                "source_type": LabelSourceType.MANIFEST.value,
+            }
+            for key, value in labels.items()
+        ]
+        ids = [int(row.id) for row in conn.execute(_INSERT_LABELS, rows)]
+        link = {"repository_id": repository_id, "manifest_id": manifest_id}
+        conn.execute(_LINK_LABELS, [{**link, "label_id": label_id} for label_id in ids])
+        if EXPIRES_AFTER_KEY in labels:
+            self._apply_expires_after(conn, repository_id, manifest_id, labels[EXPIRES_AFTER_KEY])
+        return True
 
     def _apply_expires_after(
         self, conn: Connection, repository_id: int, manifest_id: int, value: str

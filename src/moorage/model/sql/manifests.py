@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,17 +10,28 @@ from sqlalchemy import Connection, bindparam, case, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
-from moorage.domain.errors import BlobUnknownError, ManifestUnknownError
-from moorage.domain.manifests import ParsedManifest, V1Entry, parse_manifest
+from moorage.domain.errors import (
+    BlobUnknownError,
+    DataModelError,
+    ManifestError,
+    ManifestUnknownError,
+)
+from moorage.domain.manifests import UNKNOWN_SIZE, ParsedManifest, V1Entry, parse_manifest
 from moorage.domain.records import (
     Manifest,
     RepositoryReference,
 )
 from moorage.model.sql.base import new_uuid
+from moorage.model.sql.labels import LabelMixin
 from moorage.model.sql.legacy import LegacyImageMixin
 from moorage.model.sql.manifest_rows import IN_BATCH, manifest_from_row, visible_blobs
+from moorage.model.sql.tags import alive_row, move_tag_locked
 
 TEMP_TAG_PREFIX = "$temp-"
+MAX_SIZE = 2**63 - 1  # sizes are signed 64-bit columns
+# A push that loses a race (same manifest stored, or the same tag moved, by another
+# transaction at once) is run again: the second run finds the winner's rows.
+PUSH_ATTEMPTS = 3
 
 
 def _reachable_statement() -> Any:
@@ -65,9 +76,12 @@ _LINK_BLOB = t.manifest_blob.insert()
 _LINK_CHILD = t.manifest_child.insert()
 _LINK_LEGACY_IMAGE = t.manifest_legacy_image.insert()
 _INSERT_TAG = t.tag.insert()
+_LEGACY_IMAGE_OF = select(t.manifest_legacy_image.c.legacy_image_id).where(
+    t.manifest_legacy_image.c.manifest_id == bindparam("manifest_pk")
+)
 
 
-class ManifestMixin(LegacyImageMixin):
+class ManifestMixin(LabelMixin, LegacyImageMixin):
     def manifest_record(self, conn: Connection, row: Any, include_legacy_image: bool) -> Manifest:
         if not include_legacy_image:
             return manifest_from_row(row)
@@ -106,14 +120,22 @@ class ManifestMixin(LegacyImageMixin):
         temp_tag_expiration_s: int | None = None,
         digest_algorithm: str = "sha256",
         parsed: ParsedManifest | None = None,
+        labels: Mapping[str, str] | None = None,
+        tags: Sequence[str] = (),
     ) -> Manifest:
-        """Stores a manifest with its blob links, children and legacy image chain.
+        """Stores a manifest with its blob links, children and legacy image chain, its
+        config ``labels`` and each of ``tags`` moved onto it: all in one transaction, so
+        a push that fails stores nothing and its retry stores everything.
 
-        Every referenced blob must be visible in the repository (BlobUnknownError) and
-        every child of a list stored in it (ManifestUnknownError). A temp tag keeps an
-        untagged manifest (e.g. a list child pushed by digest) alive for a while.
-        ``parsed``: the caller's own parse of these bytes, used instead of parsing them
-        again when it matches them, the media type and the digest algorithm."""
+        Every referenced blob must be visible in the repository (BlobUnknownError), with
+        the size its descriptor gives (ManifestError; schema 1 sizes are not blob sizes),
+        and every child of a list stored in it (ManifestUnknownError). A temp tag keeps an
+        untagged manifest (e.g. a list child pushed by digest) alive for a while. The
+        labels go onto a manifest that has no config labels yet (an existing one too: a
+        retry completes what an older, interrupted push left out), and the expiry label
+        ends the tags moved here. ``parsed``: the caller's own parse of these bytes, used
+        instead of parsing them again when it matches them, the media type and the digest
+        algorithm."""
         if (
             parsed is None
             or parsed.raw != manifest_bytes
@@ -123,16 +145,21 @@ class ManifestMixin(LegacyImageMixin):
             parsed = parse_manifest(manifest_bytes, media_type, digest_algorithm)
         if parsed.schema1 is not None:
             legacy_chain = parsed.schema1.entries
-        try:
-            return self._create_manifest(
-                repository_ref, parsed, legacy_chain, temp_tag_expiration_s
-            )
-        except IntegrityError:
-            # A concurrent push stored the same manifest first: use that one.
-            found = self.lookup_manifest_by_digest(repository_ref, parsed.digest, allow_dead=True)
-            if found is None:
-                raise
-            return found
+        for attempt in range(PUSH_ATTEMPTS):
+            try:
+                return self._create_manifest(
+                    repository_ref,
+                    parsed,
+                    legacy_chain,
+                    temp_tag_expiration_s,
+                    dict(labels or {}),
+                    tuple(dict.fromkeys(tags)),
+                )
+            except IntegrityError:
+                # A concurrent push stored the same rows first; the next run finds them.
+                if attempt == PUSH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _create_manifest(
         self,
@@ -140,8 +167,14 @@ class ManifestMixin(LegacyImageMixin):
         parsed: ParsedManifest,
         legacy_chain: Sequence[V1Entry] | None,
         temp_tag_expiration_s: int | None,
+        labels: dict[str, str],
+        tags: tuple[str, ...],
     ) -> Manifest:
         with self.database.write() as conn:
+            # Tag writers of the repository queue here (tags.py): taken first, before any
+            # row of ours, so that two pushes never hold locks in opposite orders.
+            if (tags or labels) and not self.lock_repository(conn, repository_ref.id):
+                raise DataModelError(f"repository {repository_ref.full_name} is gone")
             now_ms = self.now_ms()
             params = {"repository_id": repository_ref.id, "digest": parsed.digest}
             row = conn.execute(_ANY_MANIFEST, params).first()
@@ -149,8 +182,16 @@ class ManifestMixin(LegacyImageMixin):
                 row = self._insert_manifest(conn, repository_ref.id, parsed, legacy_chain, now_ms)
             elif row.deleted_at_ms is not None:  # pushed again after a delete
                 conn.execute(_UNDELETE_MANIFEST, {"manifest_pk": row.id})
+            self.add_config_labels(conn, repository_ref.id, row.id, labels)
             if temp_tag_expiration_s is not None:
                 self.add_temp_tag(conn, repository_ref.id, row.id, now_ms, temp_tag_expiration_s)
+            if tags:
+                image_id = conn.execute(_LEGACY_IMAGE_OF, {"manifest_pk": row.id}).scalar()
+                target = (row.id, image_id, row.digest)
+                for name in tags:
+                    current = alive_row(conn, repository_ref.id, name, now_ms)
+                    if move_tag_locked(conn, repository_ref, name, target, current, now_ms) is None:
+                        raise DataModelError(f"tag {name} changed concurrently; try again")
             return manifest_from_row(row)
 
     def add_temp_tag(
@@ -184,6 +225,11 @@ class ManifestMixin(LegacyImageMixin):
         for digest in local:
             if digest not in blobs:
                 raise BlobUnknownError(digest)
+        if parsed.schema1 is None:
+            _check_sizes(parsed, blobs)
+        layers_size = sum(max(layer.size, 0) for layer in parsed.layers)
+        if layers_size > MAX_SIZE:
+            raise ManifestError(f"the layers add up to more than {MAX_SIZE} bytes")
         children: dict[str, int] = {}
         wanted = sorted({child.digest for child in parsed.children})
         for start in range(0, len(wanted), IN_BATCH):
@@ -202,7 +248,7 @@ class ManifestMixin(LegacyImageMixin):
                 "config_media_type": None if parsed.config is None else parsed.config.media_type,
                 "artifact_type": parsed.artifact_type,
                 "subject_digest": None if parsed.subject is None else parsed.subject.digest,
-                "layers_compressed_size": sum(max(layer.size, 0) for layer in parsed.layers),
+                "layers_compressed_size": layers_size,
                 "created": datetime.now(UTC),
             },
         ).one()
@@ -272,3 +318,20 @@ class ManifestMixin(LegacyImageMixin):
         )
         with self.database.read() as conn:
             return [manifest_from_row(row) for row in conn.execute(query)]
+
+
+def _check_sizes(parsed: ParsedManifest, blobs: Mapping[str, Any]) -> None:
+    """Each descriptor of a stored blob (config, layers; not foreign ones) gives its size:
+    clients trust the size to fetch and check the bytes. The distribution-spec has no
+    dedicated code for a manifest PUT: MANIFEST_INVALID (SIZE_INVALID is for uploads)."""
+    named = [("config", parsed.config)] if parsed.config is not None else []
+    named += [(f"layers[{index}]", layer) for index, layer in enumerate(parsed.layers)]
+    for where, descriptor in named:
+        if descriptor is None or descriptor.is_remote or descriptor.size == UNKNOWN_SIZE:
+            continue
+        stored = blobs[descriptor.digest].compressed_size
+        if stored is not None and stored != descriptor.size:
+            raise ManifestError(
+                f"{where}: size {descriptor.size} does not match the stored blob"
+                f" {descriptor.digest} ({stored} bytes)"
+            )

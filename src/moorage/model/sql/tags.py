@@ -72,6 +72,82 @@ _EXPIRES_AFTER_VALUES = (
 _INSERT_TAG = t.tag.insert().returning(t.tag.c.id)
 
 
+def alive_row(conn: Connection, repository_id: int, name: str, now_ms: int) -> Any:
+    """The alive visible version of a tag name, or None."""
+    params = {"repository_id": repository_id, "name": name, "now_ms": now_ms}
+    return conn.execute(_ALIVE_ROW, params).first()
+
+
+def close_version(conn: Connection, tag_id: int, expected_end: int | None, now_ms: int) -> bool:
+    """Compare-and-set the end of one version; False when it changed under us."""
+    if expected_end is None:
+        result = conn.execute(_CLOSE_OPEN, {"tag_pk": tag_id, "end_ms": now_ms})
+    else:
+        params = {"tag_pk": tag_id, "expected": expected_end, "end_ms": now_ms}
+        result = conn.execute(_CLOSE_ENDING, params)
+    return result.rowcount == 1
+
+
+def expires_after_ms(conn: Connection, manifest_id: int | None) -> int | None:
+    """The ``quay.expires-after`` of the manifest in milliseconds (its newest usable one)."""
+    if manifest_id is None:
+        return None
+    values = conn.execute(_EXPIRES_AFTER_VALUES, {"manifest_id": manifest_id}).scalars()
+    for value in values:
+        seconds = parse_expires_after(value)
+        if seconds is not None:
+            return seconds * 1000
+    return None
+
+
+def move_tag_locked(
+    conn: Connection,
+    repository_ref: RepositoryReference,
+    tag_name: str,
+    target: tuple[int | None, int | None, str | None],
+    current: Any,
+    now_ms: int,
+    is_reversion: bool = False,
+) -> Tag | None:
+    """Ends ``current`` (the alive version read in this transaction, or None) and starts a
+    version on ``target`` (manifest id, legacy image id, manifest digest), ending after the
+    manifest's ``quay.expires-after``. The caller holds the repository lock."""
+    if current is not None:
+        now_ms = max(now_ms, current.lifetime_start_ms)
+        if not close_version(conn, current.id, current.lifetime_end_ms, now_ms):
+            return None
+    manifest_id, image_id, manifest_digest = target
+    expires_after = expires_after_ms(conn, manifest_id)
+    end_ms = None if expires_after is None else now_ms + expires_after
+    tag_id = conn.execute(
+        _INSERT_TAG,
+        {
+            "repository_id": repository_ref.id,
+            "name": tag_name,
+            "manifest_id": manifest_id,
+            "legacy_image_id": image_id,
+            "lifetime_start_ms": now_ms,
+            "lifetime_end_ms": end_ms,
+            "hidden": False,
+            "reversion": is_reversion,
+        },
+    ).scalar_one()
+    images = {} if image_id is None else load_images(conn, [image_id], True)
+    # The record from the values just written: no read back.
+    return Tag(
+        id=int(tag_id),
+        name=tag_name,
+        repository=repository_ref,
+        reversion=is_reversion,
+        lifetime_start_ms=now_ms,
+        lifetime_end_ms=end_ms,
+        manifest_id=manifest_id,
+        manifest_digest=manifest_digest,
+        legacy_image_id=image_id,
+        _legacy_image=None if image_id is None else images.get(image_id),
+    )
+
+
 class TagMixin(SqlModelBase):
     # -- reading -----------------------------------------------------------------------
 
@@ -197,19 +273,6 @@ class TagMixin(SqlModelBase):
 
     # -- writing -------------------------------------------------------------------------
 
-    def _alive_row(self, conn: Connection, repository_id: int, name: str, now_ms: int) -> Any:
-        params = {"repository_id": repository_id, "name": name, "now_ms": now_ms}
-        return conn.execute(_ALIVE_ROW, params).first()
-
-    def _close(self, conn: Connection, tag_id: int, expected_end: int | None, now_ms: int) -> bool:
-        """Compare-and-set the end of one version; False when it changed under us."""
-        if expected_end is None:
-            result = conn.execute(_CLOSE_OPEN, {"tag_pk": tag_id, "end_ms": now_ms})
-        else:
-            params = {"tag_pk": tag_id, "expected": expected_end, "end_ms": now_ms}
-            result = conn.execute(_CLOSE_ENDING, params)
-        return result.rowcount == 1
-
     def _resolve_target(
         self, conn: Connection, repository_id: int, target: Manifest | LegacyImage
     ) -> tuple[int | None, int | None, str | None] | None:
@@ -251,16 +314,6 @@ class TagMixin(SqlModelBase):
             is not None
         )
 
-    def _expires_after_ms(self, conn: Connection, manifest_id: int | None) -> int | None:
-        if manifest_id is None:
-            return None
-        values = conn.execute(_EXPIRES_AFTER_VALUES, {"manifest_id": manifest_id}).scalars()
-        for value in values:
-            seconds = parse_expires_after(value)
-            if seconds is not None:
-                return seconds * 1000
-        return None
-
     def retarget_tag(
         self,
         repository_ref: RepositoryReference,
@@ -269,7 +322,7 @@ class TagMixin(SqlModelBase):
         is_reversion: bool = False,
     ) -> Tag | None:
         with self.database.read() as conn:
-            seen = self._alive_row(conn, repository_ref.id, tag_name, self.now_ms())
+            seen = alive_row(conn, repository_ref.id, tag_name, self.now_ms())
         try:
             with self.database.write() as conn:
                 if not self.lock_repository(conn, repository_ref.id):
@@ -286,57 +339,26 @@ class TagMixin(SqlModelBase):
                     self._window_start_ms(conn, repository_ref.id, now_ms),
                 ):
                     return None
-                current = self._alive_row(conn, repository_ref.id, tag_name, now_ms)
+                current = alive_row(conn, repository_ref.id, tag_name, now_ms)
                 if (current is None) != (seen is None) or (
                     current is not None and tuple(current) != tuple(seen)
                 ):
                     return None  # someone else moved the tag since we looked
-                if current is not None:
-                    now_ms = max(now_ms, current.lifetime_start_ms)
-                    if not self._close(conn, current.id, current.lifetime_end_ms, now_ms):
-                        return None
-                manifest_id, image_id, manifest_digest = target
-                expires_after = self._expires_after_ms(conn, manifest_id)
-                end_ms = None if expires_after is None else now_ms + expires_after
-                tag_id = conn.execute(
-                    _INSERT_TAG,
-                    {
-                        "repository_id": repository_ref.id,
-                        "name": tag_name,
-                        "manifest_id": manifest_id,
-                        "legacy_image_id": image_id,
-                        "lifetime_start_ms": now_ms,
-                        "lifetime_end_ms": end_ms,
-                        "hidden": False,
-                        "reversion": is_reversion,
-                    },
-                ).scalar_one()
-                images = {} if image_id is None else load_images(conn, [image_id], True)
-                # The record from the values just written: no read back.
-                return Tag(
-                    id=int(tag_id),
-                    name=tag_name,
-                    repository=repository_ref,
-                    reversion=is_reversion,
-                    lifetime_start_ms=now_ms,
-                    lifetime_end_ms=end_ms,
-                    manifest_id=manifest_id,
-                    manifest_digest=manifest_digest,
-                    legacy_image_id=image_id,
-                    _legacy_image=None if image_id is None else images.get(image_id),
+                return move_tag_locked(
+                    conn, repository_ref, tag_name, target, current, now_ms, is_reversion
                 )
         except IntegrityError:
             return None  # a concurrent creator of the same name won
 
     def delete_tag(self, repository_ref: RepositoryReference, tag_name: str) -> Tag:
         with self.database.read() as conn:
-            seen = self._alive_row(conn, repository_ref.id, tag_name, self.now_ms())
+            seen = alive_row(conn, repository_ref.id, tag_name, self.now_ms())
         if seen is None:
             raise DataModelError(f"no alive tag named {tag_name!r}")
         with self.database.write() as conn:
             self.lock_repository(conn, repository_ref.id)
             now_ms = max(self.now_ms(), seen.lifetime_start_ms)
-            if not self._close(conn, seen.id, seen.lifetime_end_ms, now_ms):
+            if not close_version(conn, seen.id, seen.lifetime_end_ms, now_ms):
                 raise DataModelError(f"tag {tag_name!r} changed concurrently")
             row = conn.execute(tag_query().where(t.tag.c.id == seen.id)).one()
             return tag_from_row(row, repository_ref)
