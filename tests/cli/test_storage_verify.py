@@ -14,9 +14,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from moorage.app import build
+from moorage.cli.storage import parse_rate
 from moorage.config import load_settings
 from moorage.services.replication import ReplicationService
 from moorage.storage import keys
@@ -279,3 +284,24 @@ def test_a_running_server_stops_serving_the_bad_bytes_and_serves_the_repair(
             assert served.status_code == 200 and served.content == data
         finally:
             client.close()
+
+
+@given(
+    text=st.one_of(st.text(max_size=40), st.from_regex(r"-?[0-9.]{1,30} ?[kKmMgGtTiIbB]{0,3}(/s)?"))
+)
+@settings(max_examples=400, deadline=None)
+def test_a_rate_is_a_positive_byte_count_or_a_usage_error(text: str) -> None:
+    try:
+        rate = parse_rate(text)
+    except typer.BadParameter as exc:
+        assert len(str(exc)) <= 100  # the input is echoed, cut short
+        return
+    assert isinstance(rate, int) and rate > 0
+
+
+def test_rates_as_operators_write_them() -> None:
+    assert parse_rate("50MB") == 50_000_000 and parse_rate("50MiB/s") == 50 << 20
+    assert parse_rate(" 1.5G ") == 1_500_000_000 and parse_rate("4096") == 4096
+    for refused in ("\u0661\u0660MB", "9" * 400, "1e9", "0", "-1k", "MB", ""):
+        with pytest.raises(typer.BadParameter):
+            parse_rate(refused)

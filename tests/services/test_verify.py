@@ -5,23 +5,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from moorage.db.engine import Database, create_database_engine
 from moorage.db.migrate import upgrade
-from moorage.domain.errors import BlobNotFoundError
+from moorage.domain.errors import BlobNotFoundError, ConfigError
 from moorage.domain.records import RepositoryReference
 from moorage.model.sql import SqlRegistryModel
 from moorage.services.registry import RegistryServices, build_services
 from moorage.services.replication import ReplicationService
 from moorage.services.verify import CorruptBlob, StorageVerifier, VerifyPass, blob_keys
 from moorage.storage import StorageLocations, create_driver, keys
-from moorage.workers.verify import CHECKPOINT_FILE, ByteRate, VerifyJob, VerifyRequest
+from moorage.workers.verify import (
+    CHECKPOINT_FILE,
+    ByteRate,
+    Checkpoint,
+    VerifyJob,
+    VerifyRequest,
+)
 from support.s3servers import S3Server, seaweedfs_s3, unique_prefix  # noqa: F401 (fixture)
 
 
@@ -432,3 +441,53 @@ def test_replication_repairs_a_quarantined_copy_from_a_good_one(
     assert blob is not None and blob.placements == ("primary", "replica")
     assert _file(tmp_path, "replica", digest).read_bytes() == data
     assert job.run(VerifyRequest()).corrupt == 0
+
+
+# -- parsers, as an attacker would feed them -----------------------------------------------
+
+_KEYISH = st.text(alphabet="blobsha256512:/._-abcdef0123456789XZ", max_size=160)
+
+
+@given(key=st.one_of(_KEYISH, st.text(max_size=200)))
+@settings(max_examples=300, deadline=None)
+def test_only_well_formed_blob_keys_name_a_digest(key: str) -> None:
+    digest = keys.digest_of_blob_key(key)
+    if digest is not None:
+        assert keys.blob_key(digest) == key
+
+
+@given(hex_=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+@settings(max_examples=50, deadline=None)
+def test_every_blob_key_names_its_digest(hex_: str) -> None:
+    assert keys.digest_of_blob_key(keys.blob_key(f"sha256:{hex_}")) == f"sha256:{hex_}"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+
+
+@given(
+    document=st.one_of(
+        _JSON,
+        st.fixed_dictionaries(
+            {"version": st.just(1), "locations": st.dictionaries(st.text(max_size=8), _JSON)}
+        ),
+    ),
+    raw=st.binary(max_size=64),
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_damaged_checkpoint_is_one_clear_error(document: Any, raw: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / CHECKPOINT_FILE
+        for content in (json.dumps(document).encode(), raw):
+            path.write_bytes(content)
+            try:
+                loaded = Checkpoint.load(path)
+            except ConfigError as exc:
+                assert str(path) in str(exc)
+                continue
+            for mark in loaded.marks.values():
+                assert mark.after is None or mark.after.startswith(("sha256:", "sha512:"))

@@ -41,18 +41,22 @@ class ProgressMode(StrEnum):
 
 
 def parse_rate(value: str | None) -> int | None:
-    """``50MB``, ``50MiB``, ``1.5G``, ``800k/s`` or a byte count, as bytes per second."""
+    """``50MB``, ``50MiB``, ``1.5G``, ``800k/s`` or a byte count, as bytes per second (ASCII
+    only: a short size, not an arbitrary number)."""
     if value is None:
         return None
     from pydantic import ByteSize, TypeAdapter, ValidationError
 
     text = value.strip().removesuffix("/s")
-    try:
-        rate = int(TypeAdapter(ByteSize).validate_python(text))
-    except ValidationError:
-        rate = 0
+    rate = 0
+    if text.isascii() and len(text) <= 32:
+        try:
+            rate = int(TypeAdapter(ByteSize).validate_python(text))
+        except (ValidationError, ValueError, OverflowError):
+            rate = 0
     if rate <= 0:
-        raise typer.BadParameter(f"{value[:40]!r} is not a positive byte rate such as 50MB")
+        shown = repr(value)[:40]
+        raise typer.BadParameter(f"{shown} is not a positive byte rate such as 50MB")
     return rate
 
 

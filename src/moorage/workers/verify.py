@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moorage.domain.digest import is_valid_digest
 from moorage.domain.errors import ConfigError
 from moorage.services.verify import (
     CorruptBlob,
@@ -100,18 +101,17 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
+        """The checkpoint saved at ``path`` (empty when there is none); anything but what
+        :meth:`save` writes is a ConfigError naming the file."""
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls(path)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the verify checkpoint {path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != _CHECKPOINT_VERSION:
-            raise ConfigError(f"unknown verify checkpoint format in {path}; delete it")
-        marks = {
-            str(name): _Mark(mark.get("after"), bool(mark.get("done")))
-            for name, mark in dict(data.get("locations", {})).items()
-        }
+        marks = _marks(data)
+        if marks is None:
+            raise ConfigError(f"malformed verify checkpoint {path}; delete it to start over")
         return cls(path, marks)
 
     def save(self) -> None:
@@ -134,6 +134,24 @@ class Checkpoint:
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _marks(data: Any) -> dict[str, _Mark] | None:
+    """The marks of a checkpoint document, or None if it is not one."""
+    if not isinstance(data, dict) or data.get("version") != _CHECKPOINT_VERSION:
+        return None
+    locations = data.get("locations")
+    if not isinstance(locations, dict):
+        return None
+    marks = {}
+    for name, mark in locations.items():
+        if not isinstance(mark, dict) or not isinstance(mark.get("done"), bool):
+            return None
+        after = mark.get("after")
+        if after is not None and not (isinstance(after, str) and is_valid_digest(after)):
+            return None
+        marks[name] = _Mark(after, mark["done"])
+    return marks
 
 
 class _Recorder:
