@@ -226,9 +226,10 @@ class _StopAfter:
         self.count, self.stop = count, stop
         self.verified: list[str] = []
         self.bytes = 0
+        self.estimates: dict[str, tuple[int, int]] = {}
 
     def location_started(self, location: str, blobs: int, size: int) -> None:
-        return None
+        self.estimates[location] = (blobs, size)
 
     def advanced(self, location: str, size: int) -> None:
         self.bytes += size
@@ -250,6 +251,8 @@ def test_resume_continues_after_the_last_blob_verified(
 
     assert stopped.stopped and not stopped.locations[0].complete
     assert first.verified == digests[:3] and stopped.locations[0].checked == 3
+    # The progress estimate comes from the database: every blob placed there.
+    assert first.estimates["primary"] == (7, 7 * len(b"blob 0") * 500)
     saved = json.loads((tmp_path / "data" / CHECKPOINT_FILE).read_text())
     assert saved["locations"]["primary"] == {"after": digests[2], "done": False}
 
@@ -257,6 +260,7 @@ def test_resume_continues_after_the_last_blob_verified(
     resumed = job.run(VerifyRequest(resume=True), second)
 
     assert second.verified == digests[3:]  # nothing verified twice, nothing skipped
+    assert second.estimates == {"primary": (4, 4 * 3000), "replica": (0, 0)}
     primary, replica = resumed.locations
     assert (primary.resumed_after, primary.checked, primary.complete) == (digests[2], 4, True)
     assert replica.checked == 0  # nothing was replicated there
