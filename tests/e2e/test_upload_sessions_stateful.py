@@ -11,23 +11,29 @@ every step, read straight from the database and the disk:
 * every session holds exactly the bytes of the PATCHes the servers accepted, in order (so a
   blob finished from it is the bytes the client meant).
 
-Two ``moorage serve`` processes on one SQLite database and one storage directory: a request to
-one and a request to the other are as concurrent as requests to two workers get.
+Two ``moorage serve`` processes on one store (SQLite and a directory, or PostgreSQL and S3):
+a request to one and a request to the other are as concurrent as requests to two workers get.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
+import psycopg
 import pytest
+import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -38,9 +44,13 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from sqlalchemy.engine import make_url
 
 from moorage.hashing import ResumableHasher
-from support.e2e_clients import RegistryServer, start_registry
+from moorage.storage.keys import blob_key
+from support import pgserver
+from support.e2e_clients import RegistryServer, run, start_registry
+from support.s3servers import S3Server, unique_prefix
 from support.slow_clients import RawRequest
 
 MIB = 1 << 20
@@ -53,25 +63,114 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def twin_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RegistryServer]]:
-    """Two servers, one data directory (SQLite database + filesystem storage)."""
+class Store(Protocol):
+    """What the servers share, read behind their backs."""
+
+    def uploads(self) -> list[tuple[str, int, bytes | None]]:
+        """``(upload id, committed byte count, SHA-256 state)`` of every open session."""
+        ...
+
+    def session_bytes(self, upload_id: str) -> bytes: ...
+
+    def blobs(self) -> list[tuple[str, bytes]]:
+        """``(digest, stored bytes)`` of every placed blob."""
+        ...
+
+
+@dataclass
+class DiskStore:
+    data_dir: Path
+
+    def uploads(self) -> list[tuple[str, int, bytes | None]]:
+        database = f"file:{self.data_dir / 'moorage.db'}?mode=ro"
+        with sqlite3.connect(database, uri=True) as db:
+            rows = db.execute("SELECT uuid, byte_count, sha_state FROM blob_upload").fetchall()
+        return [(u, n, None if state is None else bytes(state)) for u, n, state in rows]
+
+    def session_bytes(self, upload_id: str) -> bytes:
+        return (self.data_dir / "storage" / "_uploads" / upload_id).read_bytes()
+
+    def blobs(self) -> list[tuple[str, bytes]]:
+        database = f"file:{self.data_dir / 'moorage.db'}?mode=ro"
+        with sqlite3.connect(database, uri=True) as db:
+            digests = db.execute(
+                "SELECT b.digest FROM blob b JOIN blob_placement p ON p.blob_id = b.id"
+            ).fetchall()
+        storage = self.data_dir / "storage"
+        return [(d, (storage / blob_key(d)).read_bytes()) for (d,) in digests]
+
+
+@dataclass
+class PostgresS3Store:
+    database_url: str
+    s3: S3Server
+    prefix: str
+
+    def _rows(self, query: str) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url) as db:
+            return list(db.execute(query).fetchall())
+
+    def _object(self, key: str) -> bytes:
+        found = self.s3.client.get_object(Bucket=self.s3.bucket, Key=f"{self.prefix}/{key}")
+        data: bytes = found["Body"].read()
+        return data
+
+    def uploads(self) -> list[tuple[str, int, bytes | None]]:
+        rows = self._rows("SELECT uuid, byte_count, sha_state FROM blob_upload")
+        return [(u, n, None if state is None else bytes(state)) for u, n, state in rows]
+
+    def session_bytes(self, upload_id: str) -> bytes:
+        (metadata,) = self._rows(
+            f"SELECT storage_metadata FROM blob_upload WHERE uuid = '{upload_id}'"
+        )[0]
+        return b"".join(self._object(segment["key"]) for segment in metadata.get("segments", []))
+
+    def blobs(self) -> list[tuple[str, bytes]]:
+        rows = self._rows("SELECT b.digest FROM blob b JOIN blob_placement p ON p.blob_id = b.id")
+        return [(d, self._object(blob_key(d))) for (d,) in rows]
+
+
+@pytest.fixture(scope="module", params=["sqlite-disk", "postgres-s3"])
+def twins(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[list[RegistryServer], Store]]:
+    """Two servers sharing one store: SQLite and a directory, or PostgreSQL and S3."""
     base = tmp_path_factory.mktemp("twins")
     config = base / "moorage.yaml"
-    config.write_text(os.environ.get("MOORAGE_STATEFUL_CONFIG", "upload_body_idle_timeout_s: 5\n"))
+    settings_text = os.environ.get("MOORAGE_STATEFUL_CONFIG", "upload_body_idle_timeout_s: 5")
+    shared: Path | None = base / "shared-data"
+    store: Store
     with ExitStack() as stack:
+        if request.param == "postgres-s3":
+            server_url = request.getfixturevalue("postgres_url")
+            url = pgserver.create_database(server_url)
+            stack.callback(pgserver.drop_database, server_url, make_url(url).database)
+            s3: S3Server = request.getfixturevalue("seaweedfs_s3")
+            prefix = unique_prefix()
+            location = {"driver": "s3", **s3.driver_options(prefix)}
+            document = {
+                **yaml.safe_load(settings_text),
+                "database_url": url,
+                "auto_migrate": False,
+                "storage": {"default_location": "s3", "locations": {"s3": location}},
+            }
+            config.write_text(json.dumps(document))
+            moorage = str(Path(sys.executable).parent / "moorage")
+            run([moorage, "db", "upgrade", "--config", str(config)], timeout=120)
+            store, shared = PostgresS3Store(url, s3, prefix), None
+        else:
+            config.write_text(settings_text + "\n")
+            assert shared is not None
+            store = DiskStore(shared)
         servers = [
             stack.enter_context(
                 start_registry(
-                    base / name,
-                    "moorage",
-                    extra_args=["--config", str(config)],
-                    data_dir=base / "shared-data",
+                    base / name, "moorage", extra_args=["--config", str(config)], data_dir=shared
                 )
             )
             for name in ("one", "two")
         ]
-        yield servers
+        yield servers, store
 
 
 class Session:
@@ -84,11 +183,11 @@ class Session:
 class UploadTraffic(RuleBasedStateMachine):
     sessions = Bundle("sessions")
 
-    def __init__(self, servers: list[RegistryServer], data_dir: Path) -> None:
+    def __init__(self, servers: list[RegistryServer], store: Store) -> None:
         super().__init__()
         self.servers = servers
         self.clients = [httpx.Client(base_url=s.base_url, timeout=30) for s in servers]
-        self.data_dir = data_dir
+        self.store = store
         self.repo = f"stateful/run-{time.monotonic_ns()}"
         self.live: dict[str, Session] = {}
         self.seed = 0
@@ -264,31 +363,24 @@ class UploadTraffic(RuleBasedStateMachine):
 
     @invariant()
     def stored_bytes_agree_with_what_is_recorded(self) -> None:
-        storage = self.data_dir / "storage"
-        with sqlite3.connect(f"file:{self.data_dir / 'moorage.db'}?mode=ro", uri=True) as db:
-            uploads = db.execute("SELECT uuid, byte_count, sha_state FROM blob_upload").fetchall()
-            blobs = db.execute(
-                "SELECT b.digest FROM blob b JOIN blob_placement p ON p.blob_id = b.id"
-            ).fetchall()
-        for upload_id, byte_count, sha_state in uploads:
-            held = (storage / "_uploads" / upload_id).read_bytes()
+        for upload_id, byte_count, sha_state in self.store.uploads():
+            held = self.store.session_bytes(upload_id)
             assert len(held) == byte_count, f"session {upload_id}: {len(held)} != {byte_count}"
             if sha_state is not None:
-                state = ResumableHasher.from_state(bytes(sha_state)).hexdigest()
+                state = ResumableHasher.from_state(sha_state).hexdigest()
                 assert state == hashlib.sha256(held).hexdigest()
             mine = self.live.get(upload_id)
             if mine is not None:
                 assert held == mine.accepted
-        for (digest,) in blobs:
+        for digest, stored in self.store.blobs():
             algorithm, hex_digest = digest.split(":")
-            path = storage / "blobs" / algorithm / hex_digest[:2] / hex_digest
-            assert hashlib.new(algorithm, path.read_bytes()).hexdigest() == hex_digest
+            assert hashlib.new(algorithm, stored).hexdigest() == hex_digest
 
     def _held(self, client: httpx.Client, session: Session) -> bytes:
         """The session's bytes on disk, checked against the size its status reports."""
         status = client.get(session.location)
         assert status.status_code == 204, status.text
-        held = (self.data_dir / "storage" / "_uploads" / session.upload_id).read_bytes()
+        held = self.store.session_bytes(session.upload_id)
         assert status.headers["Range"] == _range(held)
         return held
 
@@ -312,10 +404,11 @@ def _range(data: bytes) -> str:
 
 
 def test_upload_sessions_under_interleaved_hostile_traffic(
-    twin_servers: list[RegistryServer],
+    twins: tuple[list[RegistryServer], Store],
 ) -> None:
+    servers, store = twins
     run_state_machine_as_test(
-        lambda: UploadTraffic(twin_servers, twin_servers[0].data_dir),
+        lambda: UploadTraffic(servers, store),
         settings=settings(
             max_examples=EXAMPLES,
             stateful_step_count=12,
