@@ -133,7 +133,12 @@ class ManifestService:
             raise TagInvalidError("tag parameters are only for a push by digest")
         for tag in extra_tags:
             _check_tag(tag)
-        parsed = parse_manifest(body, declared_media_type(content_type, body), algorithm)
+        parsed = parse_manifest(
+            body,
+            declared_media_type(content_type, body),
+            algorithm,
+            max_signatures=self.settings.signature_limit,
+        )
         if by_digest and parsed.digest != reference:
             raise DigestMismatchError(f"manifest digest {parsed.digest} does not match {reference}")
         self._check_schema1(repository, parsed, None if by_digest else reference)
