@@ -240,7 +240,9 @@ def test_a_stopped_run_resumes_after_the_last_blob_verified(tmp_path: Path) -> N
             process.wait()
     assert process.returncode == 130, stderr
     assert "run again with --resume" in stderr
-    first = json.loads(stdout)["locations"][0]
+    stopped = json.loads(stdout)
+    assert stopped["stopped"] is True and stopped["rate_waits"] >= 1
+    first = stopped["locations"][0]
     assert first["complete"] is False and 1 <= first["checked"] < 6
     saved = json.loads(checkpoint.read_text())["locations"]["near"]
     assert saved["after"] == sorted(digests)[first["checked"] - 1]

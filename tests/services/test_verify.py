@@ -353,12 +353,11 @@ def test_a_rate_limited_pass_sleeps_off_its_budget(
     job = VerifyJob(verifier, tmp_path / CHECKPOINT_FILE, sleep=sleep, clock=lambda: now[0])
     report = job.run(VerifyRequest(rate=100_000, locations=("primary",)))
     assert report.locations[0].bytes == 800_000
-    assert job.last_rate is not None and job.last_rate.sleeps == len(slept) == 4
+    assert report.rate_waits == len(slept) == 4
     # 800 kB at 100 kB/s with a one-second burst: 7 s of sleeping.
-    assert sum(slept) == pytest.approx(7.0)
-    unlimited = VerifyJob(verifier, tmp_path / CHECKPOINT_FILE, sleep=sleep)
-    unlimited.run(VerifyRequest())
-    assert unlimited.last_rate is None and len(slept) == 4
+    assert sum(slept) == pytest.approx(7.0) and report.rate_wait_s == pytest.approx(7.0)
+    unlimited = VerifyJob(verifier, tmp_path / CHECKPOINT_FILE, sleep=sleep).run(VerifyRequest())
+    assert (unlimited.rate_waits, unlimited.rate_wait_s, len(slept)) == (0, 0.0, 4)
 
 
 def test_a_repair_racing_the_quarantine_keeps_its_placement(

@@ -222,6 +222,8 @@ def report_data(report: VerifyReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "stopped": report.stopped,
         "corrupt": report.corrupt,
+        "rate_waits": report.rate_waits,
+        "rate_wait_s": report.rate_wait_s,
         "locations": [asdict(location) for location in report.locations],
     }
 
@@ -240,6 +242,8 @@ def _print(report: VerifyReport, output: Output) -> None:
             typer.echo(f"  {_describe(blob, report.dry_run)}")
     if not report.locations:
         typer.echo("nothing to verify: every location was done by the run resumed")
+    if report.rate_waits:
+        typer.echo(f"rate limit: reads waited {report.rate_wait_s:.1f} s in all")
 
 
 def _describe(blob: CorruptBlob, dry_run: bool) -> str:

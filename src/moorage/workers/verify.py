@@ -80,6 +80,8 @@ class VerifyReport:
     locations: tuple[LocationReport, ...]
     dry_run: bool
     stopped: bool  # stopped (signal) before every location was done
+    rate_waits: int = 0  # how often the byte-rate limit made reads wait
+    rate_wait_s: float = 0.0  # and for how long in all
 
     @property
     def corrupt(self) -> int:
@@ -198,7 +200,6 @@ class VerifyJob:
     ) -> None:
         self.verifier, self.checkpoint_path = verifier, checkpoint_path
         self.sleep, self.clock = sleep, clock
-        self.last_rate: ByteRate | None = None  # the limiter of the latest run (for tests)
 
     def location_names(self, wanted: Sequence[str]) -> tuple[str, ...]:
         """``wanted`` checked against the configuration (all locations when empty)."""
@@ -229,7 +230,6 @@ class VerifyJob:
             if request.rate is None
             else ByteRate(request.rate, clock=self.clock, sleep=self.sleep)
         )
-        self.last_rate = rate
         reports: list[LocationReport] = []
         try:
             for name in names:
@@ -258,4 +258,5 @@ class VerifyJob:
                 else:
                     checkpoint.clear()
         stopped = bool(reports) and not reports[-1].complete
-        return VerifyReport(tuple(reports), request.dry_run, stopped)
+        waits, waited = (0, 0.0) if rate is None else (rate.sleeps, rate.slept)
+        return VerifyReport(tuple(reports), request.dry_run, stopped, waits, round(waited, 3))
