@@ -388,6 +388,67 @@ def test_racing_pushes_of_images_on_one_base_share_its_legacy_images(
     _rounds(play)
 
 
+def test_racing_v1_pushes_of_chains_on_one_base_share_its_legacy_image(
+    racers: list[SqlRegistryModel], engine: Engine, repo: RepositoryReference
+) -> None:
+    """The same race through ``create_legacy_images`` (a V1 push), which no caller
+    retries."""
+
+    def play(round_: int) -> None:
+        base = push_blob(racers[0], repo, f"v1 base {round_}".encode())
+        chains = []
+        for index in range(len(racers)):
+            config = _config_on_base(f"v1-{round_}-{index}")
+            top = push_blob(racers[0], repo, f"v1 top {round_} {index}".encode())
+            chains.append(
+                legacy_chain_from_config(config, _descriptors(_manifest_body(config, [base, top])))
+            )
+        leaves = _race(racers, lambda index, model: model.create_legacy_images(repo, chains[index]))
+        assert len({leaf.id for leaf in leaves}) == len(racers)
+        assert {leaf.parents[0].docker_image_id for leaf in leaves} == {chains[0][0].id}
+        base_images = _count(
+            engine,
+            t.legacy_image,
+            t.legacy_image.c.repository_id == repo.id,
+            t.legacy_image.c.blob_id == base.id,
+        )
+        assert base_images == 1
+
+    _rounds(play)
+
+
+def test_racing_pushes_of_one_image_by_tag_and_by_digest_all_land(
+    racers: list[SqlRegistryModel], repo: RepositoryReference
+) -> None:
+    """Half the racers push the image by tag (their transaction takes the repository lock
+    before anything else), half by digest (a temp tag, no lock first): no order of locks
+    may deadlock them (PostgreSQL would abort one: a 500)."""
+
+    def play(round_: int) -> None:
+        layers = [push_blob(racers[0], repo, f"both ways {round_} {i}".encode()) for i in (0, 1)]
+        config = _config_on_base(f"bw-{round_}")
+        push_blob(racers[0], repo, config)
+        body = _manifest_body(config, layers)
+        chain = legacy_chain_from_config(config, _descriptors(body))
+
+        def push(index: int, model: SqlRegistryModel) -> Manifest:
+            if index % 2:
+                return model.create_manifest(
+                    repo, body, DOCKER_SCHEMA2_MANIFEST, legacy_chain=chain, tags=(f"t{index}",)
+                )
+            return model.create_manifest(
+                repo, body, DOCKER_SCHEMA2_MANIFEST, legacy_chain=chain, temp_tag_expiration_s=60
+            )
+
+        stored = _race(racers, push)
+        assert len({manifest.id for manifest in stored}) == 1
+        for index in range(1, len(racers), 2):
+            tag = racers[0].get_repo_tag(repo, f"t{index}")
+            assert tag is not None and tag.manifest_id == stored[0].id
+
+    _rounds(play)
+
+
 def _descriptors(body: bytes) -> list[Descriptor]:
     layers = json.loads(body)["layers"]
     return [Descriptor(d["mediaType"], d["digest"], d["size"]) for d in layers]

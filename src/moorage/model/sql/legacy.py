@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Integer, bindparam, func, literal, select, update
 
 from moorage.db import tables as t
 from moorage.domain.errors import BlobUnknownError, DataModelError
@@ -32,6 +32,7 @@ from moorage.model.sql.legacy_rows import (
 )
 from moorage.model.sql.manifest_rows import IN_BATCH, visible_blobs
 
+LEGACY_CHAIN_LOCK_CLASS = 0x4C47  # the first key of this module's advisory locks ("LG")
 # What the chain builder needs of an image row, returned by the insert (no read back).
 _CHAIN_COLUMNS = (
     t.legacy_image.c.id,
@@ -53,6 +54,14 @@ _LINK_PARENT = (
 _IMAGES_BY_DOCKER_ID = select(*_CHAIN_COLUMNS).where(
     t.legacy_image.c.repository_id == bindparam("repository_id"),
     t.legacy_image.c.docker_image_id.in_(bindparam("docker_ids", expanding=True)),
+)
+# Not the repository row lock: manifest pushes that move tags take that one before they
+# insert anything, and this one is taken after the manifest row; one lock for both would
+# deadlock a push by tag against a push by digest of the same manifest.
+_LOCK_CHAINS = select(
+    func.pg_advisory_xact_lock(
+        literal(LEGACY_CHAIN_LOCK_CLASS, Integer), bindparam("chain_key", type_=Integer)
+    )
 )
 _MARK_V1_PUSHED = (
     update(t.legacy_image)
@@ -121,9 +130,10 @@ class LegacyImageMixin(SqlModelBase):
         if not chain:
             raise DataModelError("a legacy image chain needs at least one image")
         # Images built on one base share its V1 ids: racing first pushes of two of them
-        # would both find the base missing and insert it. The repository lock (held to the
-        # commit) makes the read below see what a racing writer committed.
-        self.lock_repository(conn, repository_id)
+        # would both find the base missing and insert it. A lock of the repository's
+        # chains (held to the commit) makes the read below see what a racer committed.
+        if conn.dialect.name == "postgresql":  # SQLite's write transactions are exclusive
+            conn.execute(_LOCK_CHAINS, {"chain_key": repository_id % 2**31})
         known = dict(blobs or {})
         missing = {entry.blob_digest for entry in chain} - known.keys()
         if missing:
