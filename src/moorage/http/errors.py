@@ -161,6 +161,8 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
     status, code = classify(exc)
     if isinstance(exc, domain.RequestBodyError) and exc.timed_out:
         status = 408
+    if isinstance(exc, domain.RequestBodyError) and "reference" in request.path_params:
+        code = ErrorCode.MANIFEST_INVALID  # a manifest PUT's body, not an upload's
     if status >= 500:
         log.error("unexpected domain error", exc_info=exc)
         return error_response(status, code, "internal server error")

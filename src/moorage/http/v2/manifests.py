@@ -8,7 +8,8 @@ from starlette.responses import Response
 from moorage.domain.errors import ManifestTooLargeError
 from moorage.domain.manifests.parse import check_json_nesting
 from moorage.domain.records import RepositoryReference
-from moorage.http.v2.common import empty, on_repository, services
+from moorage.http.context import get_context
+from moorage.http.v2.common import _BodyStream, empty, on_repository, services
 from moorage.services.manifests import PushResult
 
 
@@ -50,10 +51,13 @@ async def get_manifest(request: Request) -> Response:
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it grows past ``limit`` (the rest is not read)."""
+    """The body, or None once it grows past ``limit`` (the rest is not read). A body that
+    cannot be read (malformed chunked encoding, cut short, silent past the idle timeout)
+    raises ``RequestBodyError``: 400 (or 408) and the connection closed, nothing stored."""
+    stream = _BodyStream(request, get_context(request).body_idle_timeout_s)
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while (chunk := await stream.piece()) is not None:
         size += len(chunk)
         if size > limit:
             return None
