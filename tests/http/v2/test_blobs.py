@@ -50,6 +50,7 @@ def test_unsatisfiable_ranges(client: TestClient, digest: str, header: str) -> N
     response = client.get(f"/v2/{NAME}/blobs/{digest}", headers={"Range": header})
     assert response.status_code == 416
     assert response.headers["Content-Range"] == "bytes */2048"
+    assert error_codes(response) == ["RANGE_INVALID"]  # every 4xx carries the OCI error body
 
 
 def test_unknown_and_malformed_digests(client: TestClient, digest: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from moorage.http.errors import ErrorCode, error_response
 from moorage.http.inputs import parse_byte_range
 from moorage.http.v2.common import PATHSEND, LocalFileResponse, empty, on_repository, services
 
@@ -33,8 +34,12 @@ async def get_blob(request: Request) -> Response:
     headers = _headers(content.digest)
     wanted = parse_byte_range(request.headers.get("range"), content.size)
     if wanted is False:
-        headers["Content-Range"] = f"bytes */{content.size}"
-        return Response(b"", status_code=416, headers=headers)
+        return error_response(
+            416,
+            ErrorCode.RANGE_INVALID,
+            f"the range is outside the blob's {content.size} bytes",
+            headers={"Content-Range": f"bytes */{content.size}"},
+        )
     status, start, length = 200, 0, content.size
     if isinstance(wanted, tuple):
         start, end = wanted
