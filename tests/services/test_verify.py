@@ -494,3 +494,30 @@ def test_a_damaged_checkpoint_is_one_clear_error(document: Any, raw: bytes) -> N
                 continue
             for mark in loaded.marks.values():
                 assert mark.after is None or mark.after.startswith(("sha256:", "sha512:"))
+
+
+def test_an_unreadable_copy_is_reported_left_in_place_and_the_pass_goes_on(
+    services: RegistryServices,
+    repo: RepositoryReference,
+    model: SqlRegistryModel,
+    job: VerifyJob,
+    tmp_path: Path,
+) -> None:
+    """A link planted under ``blobs/`` pointing out of the root: never followed."""
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"not ours")
+    planted = "sha256:" + "0" * 64
+    link = _file(tmp_path, "primary", planted)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+    sound = _push(services, repo, b"a sound blob")
+
+    report = job.run(VerifyRequest(locations=("primary",)))
+
+    primary = report.locations[0]
+    (unreadable,) = primary.unreadable
+    assert unreadable.digest == planted and "escapes the root" in unreadable.error
+    assert (primary.checked, primary.corrupt, primary.complete) == (1, (), True)
+    assert report.unreadable == 1 and report.corrupt == 0
+    assert link.is_symlink() and outside.read_bytes() == b"not ours"
+    assert _served(services, repo, sound) == b"a sound blob"

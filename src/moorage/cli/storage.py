@@ -96,7 +96,7 @@ def verify(
 
     Exit status:
     0 every blob checked is sound;
-    1 corrupt blobs were found (and quarantined, unless --dry-run);
+    1 corrupt blobs were found (and quarantined, unless --dry-run), or some were unreadable;
     2 bad usage or configuration, or the database or storage is unreachable;
     130 stopped by a signal (run again with --resume).
     """
@@ -122,7 +122,7 @@ def verify(
     if report.stopped:
         typer.echo("stopped: run again with --resume to continue", err=True)
         raise typer.Exit(EXIT_STOPPED)
-    if report.corrupt:
+    if report.corrupt or report.unreadable:
         raise typer.Exit(EXIT_CORRUPT)
 
 
@@ -222,6 +222,7 @@ def report_data(report: VerifyReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "stopped": report.stopped,
         "corrupt": report.corrupt,
+        "unreadable": report.unreadable,
         "rate_waits": report.rate_waits,
         "rate_wait_s": report.rate_wait_s,
         "locations": [asdict(location) for location in report.locations],
@@ -240,6 +241,8 @@ def _print(report: VerifyReport, output: Output) -> None:
         )
         for blob in location.corrupt:
             typer.echo(f"  {_describe(blob, report.dry_run)}")
+        for unreadable in location.unreadable:
+            typer.echo(f"  {unreadable.digest}: unreadable, left in place: {unreadable.error}")
     if not report.locations:
         typer.echo("nothing to verify: every location was done by the run resumed")
     if report.rate_waits:

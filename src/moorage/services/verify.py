@@ -52,6 +52,15 @@ class CorruptBlob:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableBlob:
+    """A stored copy the storage failed to read: reported, left in place (the failure may be
+    passing, e.g. a network error), and read again by the next pass."""
+
+    digest: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class LocationReport:
     location: str
     checked: int  # blobs re-hashed
@@ -59,6 +68,7 @@ class LocationReport:
     corrupt: tuple[CorruptBlob, ...]
     complete: bool  # False when the pass stopped before the last blob
     resumed_after: str | None = None  # the digest this pass started after
+    unreadable: tuple[UnreadableBlob, ...] = ()
 
 
 class VerifyObserver(Protocol):
@@ -116,6 +126,7 @@ class StorageVerifier:
         options.observer.location_started(location, blobs, size)
         checked = read = 0
         corrupt: list[CorruptBlob] = []
+        unreadable: list[UnreadableBlob] = []
         complete = True
         for digest, key in blob_keys(driver, options.after):
             if options.should_stop():
@@ -125,6 +136,11 @@ class StorageVerifier:
                 found, found_size = self._hash(driver, location, key, digest, options)
             except ObjectNotFoundError:
                 continue  # deleted (or quarantined by another pass) since it was listed
+            except StorageError as exc:
+                log.warning("stored blob unreadable", location=location, digest=digest)
+                unreadable.append(UnreadableBlob(digest, str(exc)))
+                options.observer.blob_verified(location, digest, None)
+                continue
             except _StoppedError:
                 complete = False
                 break
@@ -134,7 +150,15 @@ class StorageVerifier:
                 problem = self._handle(driver, location, key, digest, found, found_size, options)
                 corrupt.append(problem)
             options.observer.blob_verified(location, digest, problem)
-        return LocationReport(location, checked, read, tuple(corrupt), complete, options.after)
+        return LocationReport(
+            location,
+            checked,
+            read,
+            tuple(corrupt),
+            complete,
+            options.after,
+            tuple(unreadable),
+        )
 
     def _hash(
         self, driver: StorageDriver, location: str, key: str, digest: str, options: VerifyPass

@@ -87,6 +87,10 @@ class VerifyReport:
     def corrupt(self) -> int:
         return sum(len(location.corrupt) for location in self.locations)
 
+    @property
+    def unreadable(self) -> int:
+        return sum(len(location.unreadable) for location in self.locations)
+
 
 @dataclass(slots=True)
 class _Mark:
