@@ -285,3 +285,28 @@ def test_racing_pushes_of_images_on_one_base_all_land(server: RegistryServer) ->
         assert _statuses(answers) == {201: clients}, [a.text for a in answers][:3]
 
     _rounds(play)
+
+
+def test_racing_pushes_of_one_image_by_tag_and_by_digest_all_land(server: RegistryServer) -> None:
+    """A push by tag moves a tag (its transaction locks the repository first), a push by
+    digest does not: the racers of both kinds must not deadlock on the image's V1 chain."""
+    clients = 8
+
+    def play(name: str) -> None:
+        with httpx.Client(base_url=server.base_url, timeout=60, trust_env=False) as http:
+            base = _push_blob(http, name, f"base {name}".encode())
+            image = _image_on_base(http, name, base, f"top {name}")
+        digest = _digest(image)
+        answers = _race(
+            server,
+            clients,
+            lambda index, http: http.put(
+                f"/v2/{name}/manifests/{f't{index}' if index % 2 else digest}",
+                content=image,
+                headers={"Content-Type": DOCKER_MANIFEST},
+            ),
+        )
+        assert _statuses(answers) == {201: clients}, [a.text for a in answers][:3]
+        assert {answer.headers["Docker-Content-Digest"] for answer in answers} == {digest}
+
+    _rounds(play)
