@@ -237,3 +237,30 @@ def test_schema1_from_image_refuses_remote_layers(signer: Schema1Signer) -> None
     remote = [LAYERS[0], LAYERS[1], layer("l2", 30, urls=("https://example.com/l2",))]
     with pytest.raises(ManifestError, match="remote"):
         schema1_from_image("ns/app", "v2", cfg_bytes(), remote, signer)
+
+
+# --- bounded work (issue 11) -------------------------------------------------------------------
+
+
+def test_a_chain_longer_than_the_v1_limit_is_not_made() -> None:
+    """45,000 empty history entries in 1 MiB once cost 149 s of pushing (each V1 image
+    stores its ancestry); past the limit the image simply has no V1 view."""
+    from moorage.domain.manifests.schema1 import MAX_V1_CHAIN
+
+    history = [{"empty_layer": True}] * MAX_V1_CHAIN + [{"created_by": "top"}]
+    with pytest.raises(ManifestError, match=rf"more than a V1 chain \({MAX_V1_CHAIN}\)"):
+        legacy_chain_from_config(cfg_bytes(history=history), [layer("top")])
+    layers = [layer(f"l{i}") for i in range(MAX_V1_CHAIN + 1)]
+    with pytest.raises(ManifestError, match="more than a V1 chain"):
+        legacy_chain_from_config(cfg_bytes(history=[]), layers)
+    at_limit = history[1:]
+    assert len(legacy_chain_from_config(cfg_bytes(history=at_limit), [layer("top")])) == 1000
+
+
+def test_the_top_entry_copies_the_config_without_changing_it() -> None:
+    document = config()
+    before = json.dumps(document)
+    entries = legacy_chain_from_config(document, [layer("a"), layer("b"), layer("c")])
+    assert json.dumps(document) == before  # a shallow copy, and still the whole config
+    top = json.loads(entries[-1].v1_json)
+    assert top["config"] == document["config"] and "history" not in top

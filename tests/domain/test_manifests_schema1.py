@@ -583,3 +583,15 @@ def test_a_v1_compatibility_that_is_not_unicode_is_refused() -> None:
     raw = body.replace(b"\\\\ud800", b"\\ud800")
     with pytest.raises(ManifestError, match="not valid Unicode"):
         parse_manifest(raw, UNSIGNED)
+
+
+def test_a_schema1_chain_past_the_limit_is_refused_before_its_entries_are_read() -> None:
+    from moorage.domain.manifests.schema1 import MAX_V1_CHAIN
+
+    count = MAX_V1_CHAIN + 1
+    body = payload(
+        fsLayers=[{"blobSum": blob("x")}] * count,
+        history=[{"v1Compatibility": "not json"}] * count,  # never parsed
+    )
+    with pytest.raises(ManifestError, match=rf"{count} layers, more than .* \({MAX_V1_CHAIN}\)"):
+        parse_manifest(unsigned_bytes(body), UNSIGNED)

@@ -203,6 +203,22 @@ def test_fifty_thousand_labels_are_refused_by_default(app_with: Any) -> None:
     assert app.model.get_repo_tag(repository(app), "latest") is None
 
 
+def test_a_config_with_a_huge_history_gets_no_v1_chain(app_with: Any) -> None:
+    """45,000 empty history entries fit in 1 MiB and once cost 149 s of V1 chain writes:
+    past the V1 limit the image is stored without a V1 view (as when history and layers
+    disagree) and has no schema 1 form."""
+    app, client = app_with()
+    history = [{"empty_layer": True}] * 45_000 + [{"created_by": "top"}]
+    response, body = push_config(client, {"config": {}, "history": history})
+    assert response.status_code == 201, response.text
+    found = app.model.lookup_manifest_by_digest(
+        repository(app), sha256(body), include_legacy_image=True
+    )
+    assert found is not None and found.legacy_image is None
+    schema1 = client.get(f"/v2/{NAME}/manifests/latest", headers={"Accept": SCHEMA1_SIGNED})
+    assert schema1.status_code == 404
+
+
 def test_a_config_past_the_size_limit_is_400_naming_the_setting(app_with: Any) -> None:
     _, client = app_with(manifest_config_size_limit=1024)
     response, body = push_config(client, {"config": {"Labels": {"k": "v" * 1024}}})

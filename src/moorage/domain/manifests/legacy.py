@@ -23,7 +23,7 @@ from moorage.domain.digest import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST
 from moorage.domain.manifests._fields import fail, load_object
 from moorage.domain.manifests.jws import Schema1Signer
 from moorage.domain.manifests.model import Descriptor, V1Entry
-from moorage.domain.manifests.schema1 import build_schema1_manifest, entry_from_v1
+from moorage.domain.manifests.schema1 import MAX_V1_CHAIN, build_schema1_manifest, entry_from_v1
 
 EMPTY_LAYER_SIZE = len(EMPTY_LAYER_BYTES)
 _SCHEMA2_ONLY_KEYS = ("history", "rootfs")
@@ -116,7 +116,13 @@ def legacy_chain_from_config(
             fail("an image without history or layers has no V1 chain")
         paired = [({}, layer.digest, layer.size, f"{layer.digest}||".encode()) for layer in layers]
     else:
+        if len(history) > MAX_V1_CHAIN:
+            fail(
+                f"config history has {len(history)} entries, more than a V1 chain ({MAX_V1_CHAIN})"
+            )
         paired = _pair_history(history, layers)
+    if len(paired) > MAX_V1_CHAIN:
+        fail(f"{len(paired)} layers, more than a V1 chain may have ({MAX_V1_CHAIN})")
 
     running = hashlib.sha256()
     entries: list[V1Entry] = []

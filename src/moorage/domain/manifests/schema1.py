@@ -35,6 +35,10 @@ _V1_ID = re.compile(r"^[a-f0-9]{64}$")
 # Docker signs with one key; a few more are plausible. Each costs a public-key
 # verification, so a body with thousands of them is refused before any is read.
 DEFAULT_MAX_SIGNATURES = 16
+# Images in the V1 model: each stores its ancestry, so the chain costs its length squared.
+# Docker stopped at 127 images deep; a chain longer than this is refused (schema 1) or
+# not made (the V1 view of a schema 2 / OCI image).
+MAX_V1_CHAIN = 1000
 
 
 def parse_time(value: object) -> datetime | None:
@@ -121,6 +125,8 @@ def check_chain(entries: Sequence[V1Entry]) -> None:
     """Entries base → leaf: unique ids, each parent is the entry below, the base has none."""
     if not entries:
         fail("a schema1 manifest needs at least one layer")
+    if len(entries) > MAX_V1_CHAIN:
+        fail(f"a V1 chain of {len(entries)} images is longer than {MAX_V1_CHAIN}")
     seen: set[str] = set()
     for position, entry in enumerate(entries):
         if entry.id in seen:
@@ -174,6 +180,8 @@ def parse_schema1(
     history = get_list(content, "history", "manifest", required=True)
     if len(fs_layers) != len(history):
         fail(f"{len(fs_layers)} fsLayers but {len(history)} history entries")
+    if len(history) > MAX_V1_CHAIN:
+        fail(f"{len(history)} layers, more than a schema 1 manifest may have ({MAX_V1_CHAIN})")
     # Schema1 lists the top layer first; everything we hand out runs base → leaf.
     entries = tuple(
         _read_entry(index, fs_layers[index], history[index])
