@@ -229,8 +229,12 @@ class ManifestService:
 
     def ensure_empty_layer(self, repository: RepositoryReference) -> None:
         """The gzipped empty tar that V1 views use for empty history entries: stored once,
-        visible in every repository."""
-        if self.model.get_repo_blob_by_digest(repository, EMPTY_LAYER_DIGEST) is not None:
+        visible in every repository; stored again when no configured location holds it
+        (its only copy quarantined by ``moorage storage verify``, say)."""
+        blob = self.model.get_repo_blob_by_digest(
+            repository, EMPTY_LAYER_DIGEST, include_placements=True
+        )
+        if blob is not None and self.blobs.locations.holding(blob.placements):
             return
         self.uploads.upload_whole(
             repository, EMPTY_LAYER_DIGEST, [EMPTY_LAYER_BYTES], len(EMPTY_LAYER_BYTES)
