@@ -481,7 +481,7 @@ _JSON = st.recursive(
     ),
     raw=st.binary(max_size=64),
 )
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_damaged_checkpoint_is_one_clear_error(document: Any, raw: bytes) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / CHECKPOINT_FILE
