@@ -1,0 +1,44 @@
+"""The HTTP fuzz suite: hypothesis profiles and one seeded registry per module.
+
+Profiles (``HYPOTHESIS_PROFILE``, read here, applied to the fuzz tests only):
+  ``ci``   the default: a few hundred examples per test, about a minute for the suite;
+  ``long`` tens of thousands of examples in all, for a run by hand or a nightly job;
+  ``dev``  a handful per test, to check the suite itself quickly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+from starlette.testclient import TestClient
+from tests.fuzz.seed import Seeded, seed_registry
+
+from moorage.app import build
+from moorage.config import load_settings
+
+_COMMON = {
+    "deadline": None,  # a request's time depends on the shared machine, not on the input
+    "suppress_health_check": (HealthCheck.too_slow, HealthCheck.data_too_large),
+    "print_blob": True,
+}
+settings.register_profile("ci", max_examples=300, **_COMMON)  # type: ignore[arg-type]
+settings.register_profile("long", max_examples=5_000, **_COMMON)  # type: ignore[arg-type]
+settings.register_profile("dev", max_examples=10, **_COMMON)  # type: ignore[arg-type]
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+fuzz_settings = settings(settings.get_profile(PROFILE))
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """One registry for the module's examples (state piles up, as on a real server), seeded
+    with a repository, blobs, an image, an index and an open upload session."""
+    application = build(load_settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data"))
+    try:
+        with TestClient(application.asgi, raise_server_exceptions=False) as client:
+            yield seed_registry(client)
+    finally:
+        application.close()
