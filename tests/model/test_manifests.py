@@ -494,3 +494,37 @@ def test_foreign_layers_keep_any_size_but_not_a_sum_past_64_bits(
     with pytest.raises(ManifestError, match="add up to more than"):
         model.create_manifest(repo, body(2), DOCKER_SCHEMA2_MANIFEST)
     assert model.lookup_manifest_by_digest(repo, digest_of(body(2)), allow_dead=True) is None
+
+
+def test_racing_pushes_of_one_labelled_image_store_it_once(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    """Eight pushes of the same manifest at once (a client retrying while the first is
+    still running): every one lands, and the labels are stored once, not eight times."""
+    import threading
+
+    body, labels = _labelled_image(model, repo, "race")
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def push() -> None:
+        barrier.wait()
+        try:
+            model.create_manifest(
+                repo, body, DOCKER_SCHEMA2_MANIFEST, labels=labels, tags=["latest"]
+            )
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    manifest = model.lookup_manifest_by_digest(repo, digest_of(body))
+    assert manifest is not None
+    assert len(model.list_manifest_labels(manifest)) == len(labels)
+    _everything_stored(model, repo, digest_of(body), labels)
+    alive = [tag for tag in model.list_repository_tags(repo) if tag.name == "latest"]
+    assert len(alive) == 1
