@@ -528,3 +528,33 @@ def test_racing_pushes_of_one_labelled_image_store_it_once(
     _everything_stored(model, repo, digest_of(body), labels)
     alive = [tag for tag in model.list_repository_tags(repo) if tag.name == "latest"]
     assert len(alive) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("artifactType", "a/" + "b" * 300),
+        ("artifactType", "a/b\u0000"),
+        ("config", "x/" + "y" * 300),
+    ],
+)
+def test_client_strings_the_columns_cannot_hold_are_manifest_errors(
+    model: SqlRegistryModel, repo: RepositoryReference, field: str, value: str
+) -> None:
+    """PostgreSQL refuses a varchar(255) longer than 255 or holding NUL (once a 500)."""
+    config = b"{}"
+    push_blob(model, repo, config)
+    body: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_IMAGE_MANIFEST,
+        "config": {"mediaType": "application/x.c", "digest": digest_of(config), "size": 2},
+        "layers": [],
+    }
+    if field == "artifactType":
+        body["artifactType"] = value
+    else:
+        body["config"]["mediaType"] = value
+    data = json.dumps(body).encode()
+    with pytest.raises(ManifestError, match="at most 255 characters"):
+        model.create_manifest(repo, data, OCI_IMAGE_MANIFEST)
+    assert model.lookup_manifest_by_digest(repo, digest_of(data), allow_dead=True) is None

@@ -16,6 +16,7 @@ from moorage.domain.errors import (
     ManifestError,
     ManifestUnknownError,
 )
+from moorage.domain.labels import is_storable_text
 from moorage.domain.manifests import UNKNOWN_SIZE, ParsedManifest, V1Entry, parse_manifest
 from moorage.domain.records import (
     Manifest,
@@ -225,6 +226,9 @@ class ManifestMixin(LabelMixin, LegacyImageMixin):
         for digest in local:
             if digest not in blobs:
                 raise BlobUnknownError(digest)
+        config_media_type = None if parsed.config is None else parsed.config.media_type
+        _check_column_text("config 'mediaType'", config_media_type)
+        _check_column_text("'artifactType'", parsed.artifact_type)
         if parsed.schema1 is None:
             _check_sizes(parsed, blobs)
         layers_size = sum(max(layer.size, 0) for layer in parsed.layers)
@@ -245,7 +249,7 @@ class ManifestMixin(LabelMixin, LegacyImageMixin):
                 "digest": parsed.digest,
                 "media_type": parsed.media_type,
                 "manifest_bytes": parsed.raw,
-                "config_media_type": None if parsed.config is None else parsed.config.media_type,
+                "config_media_type": config_media_type,
                 "artifact_type": parsed.artifact_type,
                 "subject_digest": None if parsed.subject is None else parsed.subject.digest,
                 "layers_compressed_size": layers_size,
@@ -335,3 +339,12 @@ def _check_sizes(parsed: ParsedManifest, blobs: Mapping[str, Any]) -> None:
                 f"{where}: size {descriptor.size} does not match the stored blob"
                 f" {descriptor.digest} ({stored} bytes)"
             )
+
+
+def _check_column_text(what: str, value: str | None, width: int = 255) -> None:
+    """A string the client chose, stored in a ``String(width)`` column: PostgreSQL refuses
+    longer ones and NUL, and neither database stores a lone surrogate."""
+    if value is None:
+        return
+    if len(value) > width or not is_storable_text(value):
+        raise ManifestError(f"{what} must be text of at most {width} characters")
