@@ -354,3 +354,95 @@ def test_generated_labels_give_201_or_400(
     assert response.status_code in (201, 400), response.text
     if response.status_code == 400:
         assert response.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+json_any = st.recursive(
+    json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+v1_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "created": json_any | st.sampled_from(["9999-12-31T23:00:00-05:00", "2020-01-01T00:00Z"]),
+        "author": json_any,
+        "comment": json_any,
+        "container_config": json_any | st.fixed_dictionaries({"Cmd": json_any}),
+        "throwaway": json_any,
+        "Size": json_any,
+        "architecture": json_any,
+    },
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(base=v1_fields, top=v1_fields)
+def test_generated_schema1_history_gives_201_or_400(
+    shared_client: TestClient, base: dict[str, Any], top: dict[str, Any]
+) -> None:
+    layer = b"schema1 fuzz layer"
+    digest = upload(shared_client, NAME, layer)
+    base_id, top_id = "b" * 64, "c" * 64
+    body = json.dumps(
+        {
+            "schemaVersion": 1,
+            "name": NAME,
+            "tag": "fuzz",
+            "architecture": "amd64",
+            "fsLayers": [{"blobSum": digest}, {"blobSum": digest}],
+            "history": [
+                {"v1Compatibility": json.dumps({**top, "id": top_id, "parent": base_id})},
+                {"v1Compatibility": json.dumps({**base, "id": base_id})},
+            ],
+        }
+    ).encode()
+    response = put_manifest(
+        shared_client, NAME, "fuzz", body, "application/vnd.docker.distribution.manifest.v1+json"
+    )
+    assert response.status_code in (201, 400), response.text
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    history=st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "created": json_any,
+                "created_by": json_any,
+                "author": json_any,
+                "comment": json_any,
+                "empty_layer": json_any,
+            },
+        ),
+        max_size=4,
+    )
+    | json_any,
+    extra=st.dictionaries(st.sampled_from(["architecture", "config", "created", "os"]), json_any),
+)
+def test_generated_config_history_gives_201_or_400_and_a_schema1_view_or_404(
+    shared_client: TestClient, history: Any, extra: dict[str, Any]
+) -> None:
+    config = {**extra, "history": history}
+    response, _ = push_config(shared_client, config, tag="gen")
+    assert response.status_code in (201, 400), response.text
+    if response.status_code == 201:
+        pulled = shared_client.get(f"/v2/{NAME}/manifests/gen", headers={"Accept": SCHEMA1_SIGNED})
+        assert pulled.status_code in (200, 404), pulled.text
