@@ -322,3 +322,95 @@ registry_secret = Table(
     Column("value", LargeBinary, nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
 )
+
+# -- accounts (issue 12): a user IS a namespace (kind "user"), as in Quay ------------------
+
+user_account = Table(
+    "user_account",
+    metadata,
+    Column(
+        "namespace_id",
+        BigId,
+        ForeignKey("namespace.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    # argon2id (PHC string); NULL: no password login (application tokens only).
+    Column("password_hash", String(255), nullable=True),
+    Column("superuser", Boolean, nullable=False, server_default=text("false")),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+)
+
+team = Table(
+    "team",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("namespace.id", index=False),  # the organization
+    Column("name", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("created", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+robot = Table(
+    "robot",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("namespace.id", index=False),  # the owner: an organization or a user
+    Column("name", String(255), nullable=False),
+    # HMAC-SHA256 of the secret under the registry's accounts key (high entropy: no argon2).
+    Column("secret_hash", LargeBinary, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("created", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+team_member = Table(
+    "team_member",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("team.id", index=False),
+    # Exactly one of the two: a user (its namespace) or a robot.
+    Column(
+        "user_id", BigId, ForeignKey("namespace.id", ondelete="CASCADE"), nullable=True, index=True
+    ),
+    Column(
+        "robot_id", BigId, ForeignKey("robot.id", ondelete="CASCADE"), nullable=True, index=True
+    ),
+    UniqueConstraint("team_id", "user_id"),
+    UniqueConstraint("team_id", "robot_id"),
+)
+
+app_token = Table(
+    "app_token",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column(
+        "user_id", BigId, ForeignKey("namespace.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("title", String(255), nullable=False),
+    Column("token_hash", LargeBinary, nullable=False, unique=True),  # HMAC-SHA256, as robots
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=True),
+)
+
+repository_permission = Table(
+    "repository_permission",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _fk("repository.id", index=False),
+    # Exactly one of the three is set.
+    Column(
+        "user_id", BigId, ForeignKey("namespace.id", ondelete="CASCADE"), nullable=True, index=True
+    ),
+    Column("team_id", BigId, ForeignKey("team.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column(
+        "robot_id", BigId, ForeignKey("robot.id", ondelete="CASCADE"), nullable=True, index=True
+    ),
+    Column("role", String(16), nullable=False),
+    UniqueConstraint("repository_id", "user_id"),
+    UniqueConstraint("repository_id", "team_id"),
+    UniqueConstraint("repository_id", "robot_id"),
+)

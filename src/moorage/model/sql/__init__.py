@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from moorage.model.sql.accounts import AccountsMixin
 from moorage.model.sql.backfill import BackfillMixin
 from moorage.model.sql.blobs import BlobMixin
 from moorage.model.sql.derived import DerivedImageMixin
@@ -25,6 +26,7 @@ class SqlRegistryModel(
     UploadMixin,
     ListingMixin,
     MaintenanceMixin,
+    AccountsMixin,
 ):
     """``RegistryModel`` over SQLAlchemy; construct with a ``Database`` (see SqlModelBase)."""
 
