@@ -341,7 +341,10 @@ def _deep(depth: int) -> str:
 
 
 BYTE_MUTATIONS = st.sampled_from(
-    ["none", "none", "none", "truncate", "duplicate", "deep", "bigint", "bom", "nul", "latin1"]
+    (
+        *("none", "none", "none", "truncate", "duplicate", "deep", "bigint", "bom"),
+        *("nul", "latin1", "surrogate", "escapes"),
+    )
 )
 
 
@@ -359,6 +362,10 @@ def bytes_of(doc: Any, mutation: str, cut: int) -> bytes:
         return b"\xef\xbb\xbf" + text.encode()
     elif mutation == "nul":
         text = text.replace('"', '"\\u0000', 1)
+    elif mutation == "surrogate":  # a lone surrogate: valid JSON, no UTF-8 form
+        text = text.replace('"', '"\\ud800', 1 + cut % 7)
+    elif mutation == "escapes":
+        text = text.replace('"', '"\\u0000\\n\\t\\\\', 1 + cut % 7)
     elif mutation == "latin1":
         return text.encode("utf-8") + b"\xff"
     return text.encode("utf-8", "surrogatepass")
@@ -383,3 +390,28 @@ mutated_documents = st.builds(
     st.integers(0, 10_000),
 )
 bodies = st.one_of(mutated_documents, st.binary(max_size=200))
+
+# Paths sent as they are: percent-escapes that are not UTF-8, NUL, dot segments.
+raw_paths = st.sampled_from(
+    [
+        "/v2/fuzz/%ff/tags/list",
+        "/v2/fuzz/app%00/tags/list",
+        "/v2/fuzz/app/manifests/%ff%fe",
+        "/v2/fuzz/app/manifests/%ED%A0%80",
+        "/v2/fuzz/app/manifests/sha256:%2e%2e%2fx",
+        "/v2/fuzz/app/blobs/sha256%3A" + "a" * 64,
+        "/v2/fuzz/app/blobs/%00",
+        "/v2/fuzz/app/blobs/uploads/%ff",
+        "/v2/fuzz/app/blobs/uploads/..",
+        "/v2/fuzz/app/referrers/%ff",
+        "/v2/%2e%2e/fuzz/app/tags/list",
+        "/v2/fuzz/app/../other/tags/list",
+        "/v2/_catalog?n=%ff",
+        "/v2/_catalog?n=%00",
+        "/v2/_catalog?n=1&n=2",
+        "/v2/fuzz/app/tags/list?last=%ff&n=%C2%B2",
+        "/v2//fuzz/app/tags/list",
+        "/v2/fuzz/app/manifests/",
+        "/v2/fuzz/app/blobs/",
+    ]
+)

@@ -114,6 +114,19 @@ def test_any_request_on_any_route(
 
 @fuzz_settings
 @given(
+    path=gen.raw_paths,
+    method=st.sampled_from(METHODS),
+    headers=gen.headers,
+    body=st.one_of(st.none(), gen.bodies),
+)
+def test_raw_paths(
+    seeded: Seeded, path: str, method: str, headers: dict[str, bytes], body: bytes | None
+) -> None:
+    send(seeded, method, path, headers=headers, body=body)
+
+
+@fuzz_settings
+@given(
     name=st.sampled_from([seed.REPO, seed.OTHER, "fuzz/new", "alpine"]) | gen.names,
     reference=gen.references,
     content_type=st.one_of(st.none(), gen.content_types),
