@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from moorage.domain.digest import Digest
-from moorage.domain.errors import PaginationInvalidError
 from moorage.domain.records import Manifest, RepositoryReference
 from moorage.model.interface import RegistryModel
 
@@ -18,15 +17,6 @@ class Page:
 
     items: list[str]
     next_last: str | None
-
-
-def parse_page_size(value: str | None, cap: int) -> int | None:
-    """``n`` as given by the client: a non-negative integer, capped (None when absent)."""
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise PaginationInvalidError(f"n must be a non-negative integer, not {value!r}")
-    return min(int(value), cap)
 
 
 class ListingService:
