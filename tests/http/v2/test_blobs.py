@@ -129,3 +129,37 @@ def test_unicode_digits_in_range_are_not_numbers(
     raw = header.encode("latin-1")
     response = client.get(f"/v2/{NAME}/blobs/{digest}", headers={"Range": raw})  # type: ignore[dict-item]
     assert response.status_code == 200 and response.content == DATA
+
+
+BAD_DIGESTS = [
+    "sha256:../../x",
+    "sha256:..%2F..%2Fetc%2Fpasswd",
+    "sha256:" + "A" * 64,
+    "sha256:" + "a" * 63,
+    "sha256:" + "a" * 65,
+    "sha512:" + "a" * 64,
+    "md5:d41d8cd98f00b204e9800998ecf8427e",
+    "blake3:" + "a" * 64,
+    "sha256:",
+    "sha256:" + "a" * 10_000,
+]
+
+
+@pytest.mark.parametrize("bad", BAD_DIGESTS)
+def test_malformed_digests_are_4xx_everywhere(client: TestClient, digest: str, bad: str) -> None:
+    session = client.post(f"/v2/{NAME}/blobs/uploads/").headers["Location"]
+    responses = [
+        client.get(f"/v2/{NAME}/blobs/{bad}"),
+        client.delete(f"/v2/{NAME}/blobs/{bad}"),
+        client.get(f"/v2/{NAME}/manifests/{bad}"),
+        client.get(f"/v2/{NAME}/referrers/{bad}"),
+        client.post(f"/v2/{NAME}/blobs/uploads/", params={"digest": bad}, content=b"x"),
+        client.put(session, params={"digest": bad}, content=b"x"),
+    ]
+    for response in responses:
+        assert 400 <= response.status_code < 500, (response.request.url, response.text[:200])
+        assert len(response.json()["errors"][0]["message"]) <= 200
+    # A failed mount falls back to a new session; nothing outside the store was read.
+    mounted = client.post(f"/v2/{NAME}/blobs/uploads/", params={"mount": bad, "from": "acme/x"})
+    assert mounted.status_code == 202
+    assert client.get(f"/v2/{NAME}/blobs/{digest}").content == DATA
