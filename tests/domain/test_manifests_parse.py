@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from moorage.domain.digest import EMPTY_JSON_DIGEST
 from moorage.domain.errors import InvalidDigestError, ManifestError
@@ -452,3 +454,46 @@ def test_json_syntax_errors_are_in_our_words() -> None:
     message = str(caught.value)
     assert message.startswith("manifest is not valid JSON") and len(message) <= 200
     assert "Expecting" not in message  # the json module's own wording
+
+
+def test_nesting_scan_is_linear_on_unterminated_escaped_strings() -> None:
+    # Each escaped quote once restarted the string scan: quadratic, 40 s for 80 KB.
+    import time
+
+    from moorage.domain.manifests._fields import check_nesting
+
+    hostile = "[" * 70 + '"' + '\\"' * 2_000_000  # 4 MB, the default manifest size limit
+    started = time.perf_counter()
+    with pytest.raises(ManifestError, match="nested"):
+        check_nesting(hostile)
+    assert time.perf_counter() - started < 2
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+_json = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab', max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\ab', max_size=4), children, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_json, st.integers(0, 6))
+def test_nesting_check_agrees_with_the_real_depth(value: Any, limit: int) -> None:
+    from moorage.domain.manifests._fields import check_nesting
+
+    text = json.dumps(value)
+    if _depth(value) > limit:
+        with pytest.raises(ManifestError, match="nested"):
+            check_nesting(text, limit=limit)
+    else:
+        check_nesting(text, limit=limit)

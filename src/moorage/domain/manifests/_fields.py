@@ -22,7 +22,9 @@ _INT_DIGITS = len(str(MAX_SIZE))  # 19
 # No manifest, config or signature header comes near this; a recursive parser at 100,000
 # levels does not survive it.
 MAX_DEPTH = 64
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A string literal, or what is left of the text after an unterminated one: every match that
+# starts succeeds, so the scan is linear (a failing match would be retried at each quote).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
