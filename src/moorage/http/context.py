@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from moorage.http.health import HealthCheck
 from moorage.observability import Metrics
+from moorage.services.logins import AuthServices
 from moorage.services.registry import RegistryServices
 
 
@@ -43,6 +44,8 @@ class HttpContext:
     body_idle_timeout_s: float = 60.0
     # Threads for writes that stream a request body, apart from the default pool.
     upload_threads: ThreadPool = field(default_factory=lambda: ThreadPool(64))
+    # The token service, login checks and realm (None: no token endpoint, every route open).
+    auth: AuthServices | None = None
 
 
 def get_context(request: Request) -> HttpContext:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moorage.http import system
+from moorage.http.auth import token
 from moorage.http.v2 import base, blobs, listing, manifests, uploads
 
 Endpoint = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
@@ -54,6 +55,9 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/v2", base.api_check, Access.NONE, "v2.base.no_slash"),
     RouteSpec("GET", "/healthz", system.healthz, Access.NONE, "healthz"),
     RouteSpec("GET", "/metrics", system.metrics, Access.NONE, "metrics"),
+    # The token endpoint (the challenges' realm); it checks credentials itself.
+    RouteSpec("GET", "/v2/auth", token.token_get, Access.NONE, "auth.token"),
+    RouteSpec("POST", "/v2/auth", token.token_post, Access.NONE, "auth.token.post"),
     RouteSpec("GET", "/v2/_catalog", listing.catalog, Access.CATALOG, "v2.catalog"),
     # <name> may hold slashes: the fixed segment after it decides the route, so the more
     # specific patterns (tags, manifests, uploads) come before blobs/<digest>.

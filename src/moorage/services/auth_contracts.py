@@ -28,3 +28,11 @@ class Authorizer(Protocol):
         namespace; superusers; nothing at all in a disabled namespace; ``registry:catalog:*``
         for every authenticated principal (the catalog then lists only what it may see)."""
         ...
+
+
+class PrincipalDirectory(Protocol):
+    def current(self, principal: Principal) -> Principal | None:
+        """``principal`` as its account stands now (the superuser flag re-read), or None
+        when the account was disabled or deleted since. The token service asks it each time
+        a refresh token is redeemed, so a disabled account's refresh tokens stop working."""
+        ...

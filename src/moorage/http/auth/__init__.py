@@ -1,0 +1,1 @@
+"""Token auth over HTTP: the token endpoint, challenges and credential parsing."""
