@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select
 
+from moorage.db import tables
+from moorage.db.engine import Database, create_database_engine
+from moorage.db.migrate import upgrade
 from moorage.domain.access import (
     ANONYMOUS,
     CATALOG_SCOPE,
@@ -33,11 +37,11 @@ from moorage.domain.access import (
     repository_scope,
 )
 from moorage.domain.errors import ConfigError, TooManyRequestsError
+from moorage.model.sql.token_store import RefreshTokenRecord, SqlTokenStore
 from moorage.services.logins import LoginService, LoginThrottle
 from moorage.services.tokens import (
     InvalidTokenError,
     KeyRing,
-    RefreshTokenRecord,
     SigningKey,
     TokenRefusal,
     TokenService,
@@ -690,3 +694,63 @@ def test_issued_at_is_utc(tokens: TokenService) -> None:
     assert (
         isinstance(issued.issued_at, datetime) and issued.issued_at.utcoffset().total_seconds() == 0
     )
+
+
+# -- the SQL store, on both databases --------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlTokenStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+    upgrade(url)
+    engine = create_database_engine(url)
+    try:
+        yield SqlTokenStore(Database(engine))
+    finally:
+        engine.dispose()
+
+
+def test_the_generated_key_is_shared_by_every_worker(sql_store: SqlTokenStore) -> None:
+    """Two workers (two stores on one database) sign with one key; the second's own
+    candidate is thrown away."""
+    other = SqlTokenStore(sql_store.database)
+    first = database_key_ring(sql_store)
+    second = database_key_ring(other, "RS256")
+    assert second.signing.kid == first.signing.kid and second.signing.algorithm == "ES256"
+
+
+def test_refresh_tokens_in_the_database(
+    sql_store: SqlTokenStore, accounts: Accounts, key: SigningKey, clock: Clock
+) -> None:
+    tokens = TokenService(
+        accounts,
+        KeyRing.of(key),
+        TokenSettings(SERVICE, ISSUER),
+        store=sql_store,
+        directory=accounts,
+        clock=clock,
+    )
+    refresh = tokens.issue(
+        ALICE, [], service=SERVICE, offline=True, client_id="docker"
+    ).refresh_token
+    assert refresh is not None
+    # Another worker (its own service, same database) redeems it.
+    worker = TokenService(
+        accounts,
+        KeyRing.of(key),
+        TokenSettings(SERVICE, ISSUER),
+        store=SqlTokenStore(sql_store.database),
+    )
+    assert worker.redeem_refresh_token(refresh, service=SERVICE) == ALICE
+    with sql_store.database.read() as conn:
+        rows = conn.execute(select(tables.refresh_token)).all()
+    assert len(rows) == 1 and refresh not in repr(rows[0])
+    assert rows[0].subject_name == "alice" and rows[0].client_id == "docker"
+    second = tokens.issue(ALICE, [], service=SERVICE, offline=True).refresh_token
+    assert second is not None
+    assert sql_store.revoke_refresh_tokens_of("alice") == 2
+    with pytest.raises(InvalidTokenError):
+        worker.redeem_refresh_token(refresh, service=SERVICE)

@@ -414,3 +414,19 @@ repository_permission = Table(
     UniqueConstraint("repository_id", "team_id"),
     UniqueConstraint("repository_id", "robot_id"),
 )
+
+# -- token auth (issue 12): refresh tokens (docker's identity tokens), stored keyed-hashed --
+
+refresh_token = Table(
+    "refresh_token",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # hex HMAC-SHA256 of the token under the registry_secret "refresh-token-hmac-key"
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("subject_kind", String(16), nullable=False),
+    Column("subject_name", String(255), nullable=False, index=True),
+    Column("subject_id", BigInteger, nullable=True),
+    Column("audience", String(255), nullable=False),
+    Column("client_id", String(255), nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+)

@@ -39,6 +39,7 @@ from moorage.domain.access import (
 )
 from moorage.domain.errors import ConfigError, MoorageError
 from moorage.domain.manifests.jws import libtrust_key_id
+from moorage.model.sql.token_store import RefreshTokenRecord
 from moorage.services.auth_contracts import Authorizer, PrincipalDirectory
 
 SIGNING_KEY_SECRET = "token-signing-key"  # noqa: S105 - registry_secret row of the generated key
@@ -186,15 +187,6 @@ class KeyRing:
 
 
 # -- storage ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshTokenRecord:
-    token_hash: str  # hex HMAC-SHA256 of the token under the registry's refresh key
-    subject: Principal
-    audience: str
-    client_id: str | None
-    created: datetime
 
 
 class TokenStore(Protocol):
