@@ -24,7 +24,9 @@ from moorage.http.context import HttpContext, ThreadPool
 from moorage.http.health import HealthCheck
 from moorage.model.sql import SqlRegistryModel
 from moorage.observability import Metrics, configure_logging, get_logger
+from moorage.services.accounts import AccountService
 from moorage.services.manifests import ManifestSettings
+from moorage.services.permissions import PermissionService
 from moorage.services.registry import RegistryServices, build_services
 from moorage.services.uploads import UploadSettings
 from moorage.services.verify import StorageVerifier
@@ -48,9 +50,80 @@ class Application:
     metrics: Metrics
     asgi: ASGIApp
     verify: VerifyJob  # `moorage storage verify`
+    accounts: AccountService  # the Authenticator; creates and changes accounts
+    permissions: PermissionService  # the Authorizer
 
     def close(self) -> None:
         self.database.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """Just the accounts, for the CLI's account commands (no storage, no HTTP app)."""
+
+    database: Database
+    accounts: AccountService
+    permissions: PermissionService
+
+    def close(self) -> None:
+        self.database.close()
+
+
+def _initial_superuser_password(settings: Settings) -> str:
+    if settings.initial_superuser_password is not None:
+        return settings.initial_superuser_password.get_secret_value()
+    if settings.initial_superuser_password_file is not None:
+        try:
+            text = settings.initial_superuser_password_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"initial_superuser_password_file: cannot read it ({exc})") from None
+        lines = text.splitlines()
+        if lines and lines[0]:
+            return lines[0]
+        raise ConfigError("initial_superuser_password_file: the first line is empty")
+    raise ConfigError(
+        "initial_superuser: set initial_superuser_password "
+        "(MOORAGE_INITIAL_SUPERUSER_PASSWORD) or initial_superuser_password_file"
+    )
+
+
+def bootstrap_superuser(settings: Settings, accounts: AccountService) -> bool:
+    """Create ``initial_superuser`` on first start (idempotent: an existing user, its
+    password included, is left alone); True when it was created now."""
+    name = settings.initial_superuser
+    if name is None or accounts.model.lookup_user(name) is not None:
+        return False
+    created = accounts.ensure_initial_superuser(name, _initial_superuser_password(settings))
+    if created:
+        log.info("initial superuser created", user=name)
+    return created
+
+
+def _account_services(
+    settings: Settings, model: SqlRegistryModel
+) -> tuple[AccountService, PermissionService]:
+    accounts = AccountService(model, library_support=settings.library_support)
+    permissions = PermissionService(model, library_support=settings.library_support)
+    bootstrap_superuser(settings, accounts)
+    return accounts, permissions
+
+
+def open_accounts(settings: Settings) -> Accounts:
+    """The account services over the configured database (migrated first where ``build``
+    would), without storage or the HTTP app."""
+    configure_logging(settings.log_level, settings.log_format)
+    engine = open_engine(settings)
+    database = Database(engine)
+    if settings.should_migrate_on_start:
+        from moorage.db.migrate import upgrade_engine
+
+        upgrade_engine(engine)
+    model = SqlRegistryModel(
+        database,
+        default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
+    )
+    accounts, permissions = _account_services(settings, model)
+    return Accounts(database=database, accounts=accounts, permissions=permissions)
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -135,6 +208,7 @@ def build(settings: Settings) -> Application:
         locations=locations.names,
         default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
     )
+    accounts, permissions = _account_services(settings, model)
     registry = build_services(
         model,
         locations,
@@ -174,6 +248,8 @@ def build(settings: Settings) -> Application:
         metrics=metrics,
         asgi=create_http_app(context),
         verify=verify,
+        accounts=accounts,
+        permissions=permissions,
     )
 
 

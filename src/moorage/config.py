@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -184,6 +185,17 @@ class Settings(BaseSettings):
     library_support: bool = Field(
         default=True,
         description="one-component names (alpine) are repositories of the library namespace",
+    )
+    initial_superuser: str | None = Field(
+        default=None,
+        description="a superuser created at start unless a user of this name exists",
+    )
+    initial_superuser_password: SecretStr | None = Field(
+        default=None,
+        description="its password (MOORAGE_INITIAL_SUPERUSER_PASSWORD); read once, never shown",
+    )
+    initial_superuser_password_file: Path | None = Field(
+        default=None, description="or a file holding its password (first line)"
     )
 
     @classmethod

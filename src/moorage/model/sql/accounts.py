@@ -34,6 +34,11 @@ ACCOUNTS_KEY_NAME = "accounts-hmac-key"
 _SHORT_NAME_MAX = 64
 
 
+def _utc(value: datetime) -> datetime:
+    """SQLite hands timezone-aware columns back naive (they were stored in UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _user_query() -> Any:
     return select(
         t.namespace.c.id,
@@ -53,7 +58,7 @@ def _user(row: Any) -> UserAccount:
         email=row.email,
         enabled=bool(row.enabled),
         superuser=bool(row.superuser),
-        created=row.created,
+        created=_utc(row.created),
         password_hash=row.password_hash,
     )
 
@@ -74,7 +79,7 @@ def _robot(row: Any, namespace: str, *, with_hash: bool) -> RobotAccount:
         namespace=namespace,
         short_name=row.name,
         description=row.description,
-        created=row.created,
+        created=_utc(row.created),
         secret_hash=bytes(row.secret_hash) if with_hash else b"",
     )
 
@@ -92,8 +97,8 @@ def _token(row: Any, *, with_hash: bool) -> AppToken:
         user_id=row.user_id,
         username=row.username,
         title=row.title,
-        created=row.created,
-        expires=row.expires,
+        created=_utc(row.created),
+        expires=None if row.expires is None else _utc(row.expires),
         token_hash=bytes(row.token_hash) if with_hash else b"",
     )
 
