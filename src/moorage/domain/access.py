@@ -77,6 +77,9 @@ CATALOG = "catalog"
 
 _TYPE = re.compile(r"^[a-z0-9]+(?:\([a-z0-9]+\))?$")
 _ACTION = re.compile(r"^(?:[a-z]*|\*)$")
+# Reference-grammar characters only, at most one ":" (a ``host:port/`` prefix): no quotes,
+# backslashes, controls or non-ASCII to carry into challenges and logs.
+_NAME = re.compile(r"^[A-Za-z0-9._/-]+(?::[A-Za-z0-9._/-]+)?$")
 _MAX_SCOPE_LENGTH = 1024
 
 
@@ -94,10 +97,10 @@ class ResourceScope:
             raise ScopeSyntaxError("scope too long")
         kind, sep, rest = text.partition(":")
         name, sep2, actions = rest.rpartition(":")
-        if not sep or not sep2 or not name or not _TYPE.match(kind):
+        if not sep or not sep2 or not _NAME.fullmatch(name) or not _TYPE.fullmatch(kind):
             raise ScopeSyntaxError(f"malformed scope {text[:100]!r}")
         parsed = frozenset(a for a in actions.split(",") if a)
-        if not all(_ACTION.match(action) for action in parsed):
+        if not all(_ACTION.fullmatch(action) for action in parsed):
             raise ScopeSyntaxError(f"malformed actions in scope {text[:100]!r}")
         # ``repository(plugin)``: the class suffix is deprecated and ignored.
         return cls(kind.split("(", 1)[0], name, parsed)
