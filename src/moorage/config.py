@@ -7,6 +7,7 @@ every problem is reported in one ``ConfigError`` that names each offending key.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from contextvars import ContextVar
 from pathlib import Path
@@ -26,6 +27,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from moorage.domain.errors import ConfigError
@@ -40,6 +42,113 @@ _flag_values: ContextVar[dict[str, Any]] = ContextVar("moorage_flag_values")
 
 
 LOCATION_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+# What botocore accepts (so a bad value fails here, in one line, not deep inside boto3).
+S3_BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+S3_REGION_NAME = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?")
+S3_ONLY_KEYS = (
+    "bucket",
+    "prefix",
+    "endpoint_url",
+    "region",
+    "access_key",
+    "secret_key",
+    "presign_redirects",
+    "addressing_style",
+)
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+class NestedKeyError(ValueError):
+    """A validation problem with a key below the model that found it (named in the error)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _check_endpoint_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    problem = "must be an http:// or https:// URL with a host, such as http://127.0.0.1:8333"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise NestedKeyError("endpoint_url", problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise NestedKeyError("endpoint_url", problem)
+
+
+def _check_s3(location: LocationSettings) -> None:
+    if not location.bucket:
+        raise NestedKeyError("bucket", "required for an s3 location")
+    if not S3_BUCKET_NAME.fullmatch(location.bucket):
+        raise NestedKeyError("bucket", "must be 1-255 letters, digits, '.', '-' or '_'")
+    if (location.access_key is None) != (location.secret_key is None):
+        given, missing = (
+            ("access_key", "secret_key")
+            if location.secret_key is None
+            else ("secret_key", "access_key")
+        )
+        raise NestedKeyError(
+            missing,
+            f"required when {given} is set (give both, or neither to use "
+            "the AWS environment or instance credentials)",
+        )
+    for key in ("access_key", "secret_key"):
+        if getattr(location, key) == "":
+            raise NestedKeyError(key, "must not be empty")
+    if location.endpoint_url is not None:
+        _check_endpoint_url(location.endpoint_url)
+    if location.region is not None and not S3_REGION_NAME.fullmatch(location.region):
+        raise NestedKeyError("region", "must be a region name such as us-east-1")
+    if location.prefix:
+        from moorage.storage.keys import validate_prefix  # only S3 configurations pay for it
+
+        try:
+            validate_prefix(location.prefix.strip("/"))
+        except ValueError as exc:
+            raise NestedKeyError("prefix", f"not a valid key prefix ({exc})") from None
+
+
+def _check_database_url(url: str) -> None:
+    """Parse as SQLAlchemy will; messages never repeat the URL (it may hold a password)."""
+    from sqlalchemy.engine import make_url  # only when a URL is configured
+    from sqlalchemy.exc import ArgumentError
+
+    usage = "must be sqlite:///<path> or postgresql://user:password@host:port/database"
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ValueError(usage) from None
+    if parsed.drivername not in DATABASE_DRIVERS:
+        raise ValueError(f"{usage} (not {parsed.drivername[:40]!r})")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is not within 1-65535")
+    if parsed.drivername.startswith("postgres") and not parsed.database:
+        raise ValueError(f"{usage}: the database name is missing")
+
+
+def _check_directories(settings: Settings, *, database_given: bool) -> None:
+    """A path setting that names an existing file (not a directory) fails here, naming the key,
+    rather than later as an OS error about some path below it."""
+    paths: list[tuple[str, Path]] = [("data_dir", settings.data_dir)]
+    if not settings.storage.locations:
+        paths.append(("storage.root", settings.storage_root))
+    for name, location in settings.storage.locations.items():
+        if location.root is not None:
+            paths.append((f"storage.locations.{name}.root", location.root.expanduser()))
+    if database_given and settings.is_embedded_database:  # the default is in data_dir
+        from sqlalchemy.engine import make_url
+
+        database = make_url(settings.database_url).database
+        if database not in (None, "", ":memory:"):
+            paths.append(("database_url", Path(database).expanduser().parent))
+    for key, path in paths:
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise NestedKeyError(key, f"{existing} is not a directory")
 
 
 class LocationSettings(BaseModel):
@@ -54,9 +163,9 @@ class LocationSettings(BaseModel):
     endpoint_url: str | None = Field(
         default=None, description="s3: endpoint of a compatible server"
     )
-    region: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
+    region: str | None = Field(default=None, description="s3: region of the bucket")
+    access_key: str | None = Field(default=None, description="s3: access key id")
+    secret_key: str | None = Field(default=None, description="s3: secret access key")
     presign_redirects: bool = Field(
         default=False, description="s3: answer blob GETs with 307 to a presigned URL"
     )
@@ -66,8 +175,16 @@ class LocationSettings(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> LocationSettings:
-        if self.driver == "s3" and not self.bucket:
-            raise ValueError("an s3 location needs a bucket")
+        if self.driver == "s3":
+            _check_s3(self)
+            if "root" in self.model_fields_set:
+                raise NestedKeyError("root", "only for filesystem locations (this one is s3)")
+            return self
+        for key in S3_ONLY_KEYS:
+            if key in self.model_fields_set:
+                raise NestedKeyError(key, f"only for s3 locations (this one is {self.driver})")
+        if self.driver == "memory" and "root" in self.model_fields_set:
+            raise NestedKeyError("root", "only for filesystem locations (this one is memory)")
         return self
 
     def driver_options(self, fallback_root: Path) -> dict[str, Any]:
@@ -107,15 +224,24 @@ class StorageSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> StorageSettings:
-        names = list(self.locations)
-        for name in names:
+        for name in self.locations:
             if not re.match(LOCATION_NAME, name):
-                raise ValueError(f"location name {name!r} must match {LOCATION_NAME}")
-        if names and self.default_location is not None and self.default_location not in names:
-            raise ValueError(f"default_location {self.default_location!r} is not a location")
-        unknown = [name for name in self.preference if name not in (names or [self.location])]
+                raise NestedKeyError(
+                    f"locations.{name}",
+                    "not a valid location name (lower-case letters, digits, '-' and '_', "
+                    "starting with a letter or digit)",
+                )
+        names = list(self.locations) or [self.location]
+        known = f"known: {', '.join(names)}"
+        if self.default_location is not None and self.default_location not in names:
+            raise NestedKeyError(
+                "default_location", f"{self.default_location!r} is not a location ({known})"
+            )
+        unknown = [name for name in self.preference if name not in names]
         if unknown:
-            raise ValueError(f"preference names unknown locations: {', '.join(unknown)}")
+            raise NestedKeyError(
+                "preference", f"names unknown locations: {', '.join(unknown)} ({known})"
+            )
         return self
 
     def resolved(self, data_dir: Path) -> tuple[str, dict[str, LocationSettings]]:
@@ -150,6 +276,13 @@ class Settings(BaseSettings):
         default=None, description="run migrations at start; default: only on SQLite"
     )
     workers: int = Field(default=1, ge=1, le=256)
+    reuse_port: bool = Field(
+        default=False,
+        description="share the port with other servers that set it too (SO_REUSEPORT)",
+    )
+    shutdown_timeout_s: int = Field(
+        default=5, ge=1, le=3600, description="after SIGTERM, kill workers still busy this long"
+    )
     read_only: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: LogFormat = "auto"
@@ -219,8 +352,20 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if value and not value.startswith(("sqlite:", "postgresql:", "postgres:", "postgresql+")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value:
+            _check_database_url(value)
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        # The server binds a numeric address: a host name would fail later, deep in the server.
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"must be an IP address such as 127.0.0.1, 0.0.0.0 or ::, not {value[:100]!r}"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -228,11 +373,13 @@ class Settings(BaseSettings):
         # Resolved once so every worker process agrees on the same absolute paths.
         data_dir = self.data_dir.expanduser().resolve()
         object.__setattr__(self, "data_dir", data_dir)
-        if not self.database_url:
+        database_given = bool(self.database_url)
+        if not database_given:
             object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'moorage.db'}")
         root = self.storage.root
         root = data_dir / "storage" if root is None else root.expanduser().resolve()
         object.__setattr__(self, "storage", self.storage.model_copy(update={"root": root}))
+        _check_directories(self, database_given=database_given)
         return self
 
     @property
@@ -267,6 +414,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -282,10 +431,28 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _describe(error: Any) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "settings"
+    key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown key '{key}'"
-    return f"{key}: {error['msg']}"
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, NestedKeyError):
+        return f"{'.'.join(filter(None, (key, cause.key)))}: {cause}"
+    if isinstance(cause, ValueError):  # our own validators' messages, without pydantic's prefix
+        return f"{key or 'settings'}: {cause}"
+    return f"{key or 'settings'}: {error['msg']}"
+
+
+def _describe_source_error(exc: SettingsError) -> str:
+    """pydantic-settings fails on a variable whose value is not JSON where JSON is needed
+    (a nested section or a list); name the variable."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    if found is None:
+        return f"settings: {' '.join(str(exc).split())}"
+    field = found.group(1)
+    return (
+        f"{field}: {ENV_PREFIX}{field.upper()} is not valid JSON "
+        f"(or set the nested keys one by one, e.g. {ENV_PREFIX}{field.upper()}__<KEY>)"
+    )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -300,5 +467,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         problems = "; ".join(_describe(error) for error in exc.errors())
         raise ConfigError(problems) from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_source_error(exc)) from None
     finally:
         _flag_values.reset(token)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
+
+# typer bundles its own click (pinned in pyproject.toml): its usage errors are these classes.
+from typer._click import exceptions as click
 
 from moorage import __version__
 from moorage.cli import config_cmd, db, serve, storage, worker
@@ -32,17 +36,41 @@ def version() -> None:
     typer.echo(f"moorage {__version__}")
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    sys.exit(1)
+def _fail(message: str, code: int = 1) -> NoReturn:
+    # One line, whatever the message: the promise of docs/configuration.md.
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    if isinstance(exc, click.NoArgsIsHelpError):  # `moorage db`: the help is the answer
+        exc.show()
+        sys.exit(exc.exit_code)
+    command = exc.ctx.command_path if exc.ctx is not None else "moorage"
+    _fail(f"{exc.format_message()} (see '{command} --help')", exc.exit_code)
+
+
+def _os_error(exc: OSError) -> str:
+    names = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    where = f"{' -> '.join(names)}: " if names else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def run() -> None:
-    """Run the CLI: usage errors exit 2, failures exit 1 with one line on stderr."""
+    """Run the CLI: usage errors exit 2, failures exit 1, each with one line on stderr."""
     try:
-        app()
+        # Not standalone: click's usage errors come here, to be printed in one line.
+        code = app(standalone_mode=False)
+    except click.UsageError as exc:
+        _usage_error(exc)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except typer.Abort:
+        _fail("aborted", 130)
     except MoorageError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a file or directory the settings name: missing, not writable...
+        _fail(_os_error(exc))
     except Exception as exc:
         # Imported here: sqlalchemy is heavy and most commands never touch it.
         from sqlalchemy.exc import OperationalError
@@ -51,3 +79,4 @@ def run() -> None:
             raise
         first_line = str(exc.orig or exc).strip().splitlines()[0]
         _fail(f"cannot reach the database: {redact_url_passwords(first_line)}")
+    sys.exit(code if isinstance(code, int) else 0)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +16,9 @@ import typer
 from moorage.cli.options import ConfigOption
 from moorage.cli.supervise import SUPERVISOR_ENV
 from moorage.config import CONFIG_FILE_ENV, ENV_PREFIX, Settings, load_settings
+from moorage.domain.errors import ConfigError
+
+LISTEN_BACKLOG = 2048
 
 
 def serve(
@@ -25,10 +31,26 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (each a full server).", min=1)
     ] = None,
+    reuse_port: Annotated[
+        bool | None,
+        typer.Option(
+            "--reuse-port/--no-reuse-port",
+            help="Share the port with other servers started with --reuse-port (SO_REUSEPORT).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry API (flags override MOORAGE_* variables and the config file)."""
-    flags = {"host": host, "port": port, "data_dir": data_dir, "workers": workers}
+    flags = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "workers": workers,
+        "reuse_port": reuse_port,
+    }
     settings = load_settings(config, **flags)
+    # First, so that a busy port fails before the database or storage is touched. The socket
+    # stays open across the exec below: the workers accept on this very socket.
+    listener = listen(settings)
     _prepare(settings)
     worker_env = {
         f"{ENV_PREFIX}{key.upper()}": str(value)
@@ -39,7 +61,7 @@ def serve(
     worker_env[f"{ENV_PREFIX}AUTO_MIGRATE"] = "false"
     if config is not None:
         worker_env[CONFIG_FILE_ENV] = str(config)
-    worker_env[SUPERVISOR_ENV] = json.dumps(_supervisor_spec(settings))
+    worker_env[SUPERVISOR_ENV] = json.dumps(_supervisor_spec(settings, listener))
     os.environ.update(worker_env)  # inherited by the supervisor and its workers
     sys.stdout.flush()
     sys.stderr.flush()
@@ -48,24 +70,63 @@ def serve(
     os.execv(sys.executable, [sys.executable, "-m", "moorage.cli.supervise"])  # noqa: S606
 
 
-def _supervisor_spec(settings: Settings) -> dict[str, object]:
+def listen(settings: Settings) -> socket.socket:
+    """A listening TCP socket on ``host:port``, inheritable by the supervisor.
+
+    Without SO_REUSEPORT (unless ``reuse_port`` asks for it) a port that another process
+    listens on is refused here, in one line, instead of being shared with it. SO_REUSEADDR
+    only lets a restart bind while the previous run's connections linger in TIME_WAIT; on
+    Linux it never lets two sockets listen on one port."""
+    host, port = settings.host, settings.port
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if settings.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason = (
+                "address already in use (another process listens there; to share the port "
+                "with another moorage serve on purpose, give both reuse_port: true)"
+            )
+        raise ConfigError(f"cannot listen on {where}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _supervisor_spec(settings: Settings, listener: socket.socket) -> dict[str, object]:
     return {
         "host": settings.host,
         "port": settings.port,
+        "fd": listener.fileno(),
+        "backlog": LISTEN_BACKLOG,
         "workers": settings.workers,
+        "shutdown_timeout_s": settings.shutdown_timeout_s,
         "log_level": settings.log_level,
         "log_format": settings.log_format,
     }
 
 
 def _prepare(settings: Settings) -> None:
-    """Build the application once before any worker starts: validates storage and runs the
-    embedded migrations (if enabled); a bad configuration fails here with one clear line."""
-    from moorage.app import build  # heavy: keeps `moorage --help` quick
-    from moorage.domain.errors import MoorageError
+    """Build the application once before any worker starts: runs the embedded migrations (if
+    enabled), reaches the database and every storage location; a bad configuration fails
+    here with one clear line (printed by ``moorage.cli.main``)."""
+    from moorage.app import HEALTH_PROBE_KEY, build  # heavy: keeps `moorage --help` quick
+    from moorage.storage import StorageError
 
+    application = build(settings)
     try:
-        build(settings).close()
-    except MoorageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        raise SystemExit(1) from None
+        application.database.ping()
+        for name in application.locations.names:
+            try:
+                application.locations.driver(name).exists(HEALTH_PROBE_KEY)
+            except StorageError as exc:
+                raise ConfigError(f"storage location {name}: cannot reach it: {exc}") from None
+    finally:
+        application.close()

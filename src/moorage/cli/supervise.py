@@ -10,13 +10,16 @@ What the supervisor needs comes in one JSON environment variable, ``MOORAGE_SUPE
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
 import multiprocessing
 import os
+import select
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -140,16 +143,107 @@ def preload_application() -> None:
     gc.freeze()
 
 
-def supervise(spec: dict[str, Any]) -> None:
+class SignalSafeEvent:
+    """``threading.Event``'s interface, safe to ``set`` from a signal handler.
+
+    Granian's supervisor sets a ``threading.Event`` from its SIGTERM/SIGINT handler. Python runs
+    handlers in the main thread between two bytecodes, possibly while that same thread holds
+    the event's lock (inside ``wait``, or inside the ``set`` of the previous signal of a burst):
+    the handler then waits for a lock its own thread holds, and the supervisor hangs forever.
+    Here ``set`` takes no lock: it stores a flag and writes one byte to a non-blocking pipe,
+    which ``wait`` watches with ``select``; both are safe in a handler and across threads.
+    """
+
+    def __init__(self) -> None:
+        self._readable, self._writable = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._flag = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending already
+            os.write(self._writable, b"\0")
+
+    def clear(self) -> None:
+        self._flag = False
+        self._drain()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._flag:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([self._readable], [], [], remaining)
+            if not readable:
+                break
+            self._drain()
+        return self._flag
+
+    def _drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._readable, 4096):
+                pass
+
+
+def build_server(spec: dict[str, Any]) -> Any:
+    """The granian server for ``spec`` (not started): workers accept on the listening socket
+    that ``moorage serve`` bound and passed down as ``spec["fd"]``, and the main loop is
+    woken by a :class:`SignalSafeEvent`."""
     # Granian imports these whenever they are installed, yet it never uses anyio, and Moorage
     # runs no reloader (watchfiles) and reads no .env file (dotenv): ~2 MB in every process.
     # Not uvloop: granian registers the loops it can build at import, and workers inherit that.
     with hidden_modules(*SUPERVISOR_HIDDEN):
-        from granian import Granian
+        from granian._granian import SocketHolder
         from granian.constants import HTTPModes, Interfaces, Loops
         from granian.log import LogLevels
+        from granian.server.mp import MPServer
 
+    listen_fd: int | None = spec.get("fd")
+
+    class Supervisor(MPServer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.main_loop_interrupt = SignalSafeEvent()  # type: ignore[assignment]
+
+        def _init_shared_socket(self) -> None:
+            if listen_fd is None:
+                super()._init_shared_socket()  # type: ignore[no-untyped-call]
+                return
+            # Granian on Linux would have every worker bind its own socket with SO_REUSEPORT,
+            # so that a second server on the same port starts and silently takes half the
+            # connections. Workers share ours instead: the port was refused if it was busy.
+            # (granian's stubs declare these None and SocketHolder without arguments)
+            self._ssp = None
+            self._shd = SocketHolder(listen_fd, False, self.backlog)  # type: ignore[call-arg,assignment]
+            self._sfd = listen_fd  # type: ignore[assignment]
+            self._sso = socket.socket(fileno=listen_fd)
+
+    return Supervisor(
+        WORKER_FACTORY,
+        factory=True,
+        address=spec["host"],
+        port=int(spec["port"]),
+        interface=Interfaces.ASGI,
+        workers=int(spec["workers"]),
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=int(spec.get("backlog", 2048)),
+        # A worker still busy with requests this long after SIGTERM is killed: its clients
+        # see the connection close (an upload session keeps what it had before the request).
+        workers_kill_timeout=int(spec.get("shutdown_timeout_s", 5)),
+        log_level=LogLevels(spec.get("log_level", "info")),
+        log_dictconfig=granian_log_config(
+            spec.get("log_level", "info"), spec.get("log_format", "auto")
+        ),
+        log_access=False,  # the request middleware writes one line per request
+    )
+
+
+def supervise(spec: dict[str, Any]) -> None:
     workers = int(spec["workers"])
+    server = build_server(spec)
     # Forks, not spawned interpreters: measured over the whole tree, a fork worker is ~4 MB
     # smaller in RSS (less in PSS: the supervisor's pages are shared, not rebuilt) and no
     # resource_tracker process (~12 MB) is started. The supervisor has imported granian only,
@@ -158,23 +252,7 @@ def supervise(spec: dict[str, Any]) -> None:
     with metrics_directory(workers):
         if workers > 1:
             preload_application()
-        Granian(
-            WORKER_FACTORY,
-            factory=True,
-            address=spec["host"],
-            port=int(spec["port"]),
-            interface=Interfaces.ASGI,
-            workers=workers,
-            loop=Loops.uvloop,
-            http=HTTPModes.http1,
-            websockets=False,
-            backlog=int(spec.get("backlog", 2048)),
-            log_level=LogLevels(spec.get("log_level", "info")),
-            log_dictconfig=granian_log_config(
-                spec.get("log_level", "info"), spec.get("log_format", "auto")
-            ),
-            log_access=False,  # the request middleware writes one line per request
-        ).serve()
+        server.serve()
 
 
 def main() -> None:
