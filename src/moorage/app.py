@@ -25,6 +25,7 @@ from moorage.http.health import HealthCheck
 from moorage.model.sql import SqlRegistryModel
 from moorage.observability import Metrics, configure_logging, get_logger
 from moorage.services.accounts import AccountService
+from moorage.services.logins import AuthServices, LoginService, LoginThrottle
 from moorage.services.manifests import ManifestSettings
 from moorage.services.permissions import PermissionService
 from moorage.services.registry import RegistryServices, build_services
@@ -52,6 +53,7 @@ class Application:
     verify: VerifyJob  # `moorage storage verify`
     accounts: AccountService  # the Authenticator; creates and changes accounts
     permissions: PermissionService  # the Authorizer
+    auth: AuthServices  # the token service, login checks (throttled) and the realm
 
     def close(self) -> None:
         self.database.close()
@@ -124,6 +126,43 @@ def open_accounts(settings: Settings) -> Accounts:
     )
     accounts, permissions = _account_services(settings, model)
     return Accounts(database=database, accounts=accounts, permissions=permissions)
+
+
+def build_auth(
+    settings: Settings, database: Database, accounts: AccountService, permissions: PermissionService
+) -> AuthServices:
+    """The token service over the configured keys (or the key generated once into the
+    database, shared by every worker) and the throttled login checks."""
+    from moorage.model.sql.token_store import SqlTokenStore
+    from moorage.services.tokens import KeyRing, TokenService, TokenSettings, database_key_ring
+
+    config = settings.auth
+    store = SqlTokenStore(database)
+    # Configured files are read now (a bad one stops the start); the generated key is read
+    # from the database when first needed, so building never waits on the database.
+    keys = (
+        KeyRing.from_files(config.keys)
+        if config.keys
+        else partial(database_key_ring, store, config.algorithm)
+    )
+    tokens = TokenService(
+        permissions,
+        keys,
+        TokenSettings(
+            service=config.service,
+            issuer=config.issuer,
+            lifetime_s=config.token_lifetime_s,
+            cache_size=config.verified_token_cache,
+        ),
+        store=store,
+        # TODO(issue 12): directory=accounts once AccountService implements
+        # PrincipalDirectory.current (refresh tokens of disabled accounts then stop working).
+    )
+    throttle = LoginThrottle(
+        config.login_limit_per_account, config.login_limit_per_client, config.throttle_storage
+    )
+    logins = LoginService(accounts, tokens, throttle, success_ttl_s=config.login_cache_s)
+    return AuthServices(tokens, logins, realm=config.realm, enabled=config.enabled)
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -209,6 +248,7 @@ def build(settings: Settings) -> Application:
         default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
     )
     accounts, permissions = _account_services(settings, model)
+    auth = build_auth(settings, database, accounts, permissions)
     registry = build_services(
         model,
         locations,
@@ -236,6 +276,7 @@ def build(settings: Settings) -> Application:
         inline_reads=settings.is_embedded_database,
         body_idle_timeout_s=settings.upload_body_idle_timeout_s,
         upload_threads=ThreadPool(settings.upload_threads),
+        auth=auth,
     )
     verify = VerifyJob(StorageVerifier(model, locations), settings.data_dir / CHECKPOINT_FILE)
     log.info("application built", settings=settings.redacted())
@@ -250,6 +291,7 @@ def build(settings: Settings) -> Application:
         verify=verify,
         accounts=accounts,
         permissions=permissions,
+        auth=auth,
     )
 
 

@@ -257,6 +257,83 @@ class StorageSettings(BaseModel):
         return default, ordered
 
 
+class AuthSettings(BaseModel):
+    """Docker token auth (docs/auth.md): the token service, its keys and login throttling."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True, description="require credentials or a token on the registry API"
+    )
+    service: str = Field(
+        default="moorage",
+        min_length=1,
+        max_length=255,
+        description="the registry's identity: token audience and challenge `service`",
+    )
+    issuer: str = Field(
+        default="moorage-token-service",
+        min_length=1,
+        max_length=255,
+        description="the `iss` of the tokens this registry issues and accepts",
+    )
+    realm: str | None = Field(
+        default=None,
+        description="absolute URL of the token endpoint for challenges, e.g. "
+        "https://reg.example.com/v2/auth; default: derived (loopback only)",
+    )
+    token_lifetime_s: int = Field(
+        default=300, ge=60, le=86_400, description="how long an issued token is valid"
+    )
+    keys: list[Path] = Field(
+        default_factory=list,
+        description="PEM key files: the first (private) signs, all verify; "
+        "default: a key generated once into the database",
+    )
+    algorithm: Literal["ES256", "RS256"] = Field(
+        default="ES256", description="type of the generated key (configured keys: their own)"
+    )
+    verified_token_cache: int = Field(
+        default=10_000, ge=0, le=1_000_000, description="verified tokens remembered per process"
+    )
+    login_limit_per_account: str = Field(
+        default="10/minute", description="failed logins one account may have (then 429)"
+    )
+    login_limit_per_client: str = Field(
+        default="30/minute", description="failed logins one client address may have"
+    )
+    throttle_storage: str = Field(
+        default="memory://",
+        description="where failed logins are counted (a `limits` storage URI; "
+        "memory:// counts per process)",
+    )
+    login_cache_s: float = Field(
+        default=30.0, ge=0, le=3600, description="how long a successful password check is reused"
+    )
+
+    @field_validator("realm")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+    @field_validator("login_limit_per_account", "login_limit_per_client")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        import limits
+
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError(f"must be a rate such as 10/minute, not {value[:40]!r}") from None
+        return value
+
+
 class Settings(BaseSettings):
     """All of Moorage's settings. Build with :func:`load_settings`, not directly."""
 
@@ -287,6 +364,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: LogFormat = "auto"
     storage: StorageSettings = StorageSettings()
+    auth: AuthSettings = AuthSettings()
     push_temp_tag_expiration_s: int = Field(default=3600, ge=0)
     manifest_size_limit: int = Field(default=4 * MIB, ge=1024)
     manifest_label_limit: int = Field(

@@ -21,12 +21,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from moorage.domain.access import (
     REGISTRY,
@@ -51,8 +49,20 @@ MIN_LIFETIME_S = 60  # clients treat anything shorter as 60 s anyway
 _CONCRETE_ACTIONS = frozenset({Action.PULL.value, Action.PUSH.value, Action.DELETE.value})
 _ALL_ACTIONS = _CONCRETE_ACTIONS | {Action.ALL.value}
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+@cache
+def _pyjwt() -> ModuleType:
+    """PyJWT, imported on first use: it loads cryptography (several MB in every server
+    process), which a server that never issues or sees a token does not need."""
+    import jwt
+
+    return jwt
 
 
 class TokenRefusal(StrEnum):
@@ -88,6 +98,8 @@ class TooManyScopesError(MoorageError):
 
 
 def _algorithm_of(key: PrivateKey | PublicKey) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         if isinstance(key.curve, ec.SECP256R1):
             return "ES256"
@@ -114,6 +126,8 @@ class SigningKey:
 
     @classmethod
     def generate(cls, algorithm: str = "ES256") -> SigningKey:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         key: PrivateKey = (
             rsa.generate_private_key(public_exponent=65537, key_size=3072)
             if algorithm == "RS256"
@@ -126,6 +140,8 @@ class SigningKey:
         return cls(libtrust_key_id(key.public_key()), _algorithm_of(key), key)
 
     def to_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self.private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -139,6 +155,9 @@ class SigningKey:
 
 def load_pem_key(data: bytes, origin: str) -> SigningKey | VerifyingKey:
     """A private key (can sign) or a public key (a retired key that only verifies)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     try:
         if b"PRIVATE KEY" in data:
             private = serialization.load_pem_private_key(data, password=None)
@@ -264,13 +283,11 @@ class _VerifiedCache:
             self._entries[key] = (until, grant)
 
 
-_JWT_ERRORS: tuple[tuple[type[Exception], TokenRefusal], ...] = (
-    (jwt.ExpiredSignatureError, TokenRefusal.EXPIRED),
-    (jwt.ImmatureSignatureError, TokenRefusal.NOT_YET_VALID),
-    (jwt.InvalidAudienceError, TokenRefusal.AUDIENCE),
-    (jwt.InvalidIssuerError, TokenRefusal.ISSUER),
-    (jwt.InvalidSignatureError, TokenRefusal.SIGNATURE),
-    (jwt.InvalidAlgorithmError, TokenRefusal.ALGORITHM),
+_JWT_ERRORS: tuple[tuple[str, TokenRefusal], ...] = (
+    ("InvalidAudienceError", TokenRefusal.AUDIENCE),
+    ("InvalidIssuerError", TokenRefusal.ISSUER),
+    ("InvalidSignatureError", TokenRefusal.SIGNATURE),
+    ("InvalidAlgorithmError", TokenRefusal.ALGORITHM),
 )
 _REQUIRED_CLAIMS = ["exp", "nbf", "iat", "iss", "aud", "sub", "access"]
 
@@ -281,23 +298,33 @@ class TokenService:
     def __init__(
         self,
         authorizer: Authorizer,
-        keys: KeyRing,
+        keys: KeyRing | Callable[[], KeyRing],
         settings: TokenSettings,
         *,
         store: TokenStore | None = None,
         directory: PrincipalDirectory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``store`` enables refresh tokens; ``directory`` re-reads a refresh token's subject
-        on every use (a disabled or deleted account's refresh tokens then stop working)."""
+        """``keys`` may be a function, called on first use (the generated key is read from
+        the database only when a token is first issued or verified, not at build time);
+        ``store`` enables refresh tokens; ``directory`` re-reads a refresh token's subject on
+        every use (a disabled or deleted account's refresh tokens then stop working)."""
         self.authorizer = authorizer
-        self.keys = keys
+        self._keys = keys if isinstance(keys, KeyRing) else None
+        self._load_keys = None if isinstance(keys, KeyRing) else keys
         self.settings = settings
         self.store = store
         self.directory = directory
         self.clock = clock
         self._cache = _VerifiedCache(settings.cache_size)
         self._refresh_key: bytes | None = None
+
+    @property
+    def keys(self) -> KeyRing:
+        if self._keys is None:
+            assert self._load_keys is not None
+            self._keys = self._load_keys()  # idempotent: every caller gets the same ring
+        return self._keys
 
     @property
     def refresh_supported(self) -> bool:
@@ -361,7 +388,7 @@ class TokenService:
             },
         }
         key = self.keys.signing
-        token = jwt.encode(
+        token = _pyjwt().encode(
             claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid}
         )
         refresh = None
@@ -393,6 +420,7 @@ class TokenService:
         return grant
 
     def _decode(self, token: str, now: float) -> dict[str, Any]:
+        jwt = _pyjwt()
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -425,7 +453,7 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             for error, reason in _JWT_ERRORS:
-                if isinstance(exc, error):
+                if isinstance(exc, getattr(jwt, error)):
                     raise InvalidTokenError(reason) from None
             raise InvalidTokenError(TokenRefusal.MALFORMED) from None
         exp, nbf, leeway = claims["exp"], claims["nbf"], self.settings.leeway_s
