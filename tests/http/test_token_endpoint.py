@@ -9,13 +9,19 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from moorage.domain.access import Principal, PrincipalKind, parse_scopes
+from moorage.app import Application, build
+from moorage.config import load_settings
+from moorage.db.migrate import upgrade
+from moorage.domain.access import Principal, PrincipalKind, Role, parse_scopes
+from moorage.domain.accounts import SubjectKind
+from moorage.domain.records import Visibility
 from moorage.http.app import create_http_app
 from moorage.http.auth.challenges import basic_challenge, bearer_challenge, realm_for
 from moorage.http.context import HttpContext
@@ -424,3 +430,78 @@ def test_unconfigured_realm_follows_only_a_loopback_host() -> None:
     assert realm_for(request_with("[::1]:5000"), None) == "http://[::1]:5000/v2/auth"
     # A forged remote Host header never becomes the realm: the server's own address does.
     assert realm_for(request_with("evil.example"), None) == "http://10.1.2.3:5000/v2/auth"
+
+
+# -- the real accounts (helper G's services) through app.build, on both databases ----------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def real_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Application]:
+    overrides: dict[str, Any] = {"data_dir": tmp_path / "data"}
+    if request.param == "postgres":
+        url = request.getfixturevalue("fresh_postgres_url")
+        upgrade(url)
+        overrides["database_url"] = url
+    application = build(load_settings(**overrides))
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+def _populate(application: Application) -> str:
+    accounts = application.accounts
+    accounts.create_user("alice", ALICE_PASSWORD)
+    accounts.create_user("bob", BOB_PASSWORD)
+    accounts.create_organization("acme", admin="alice")
+    model = application.model
+    assert model.create_repository("acme", "app") is not None
+    assert model.create_repository("acme", "public") is not None
+    accounts.set_visibility("acme/public", Visibility.PUBLIC)
+    accounts.grant("acme/app", SubjectKind.USER, "bob", Role.READ)
+    _robot, secret = accounts.create_robot("acme", "ci")
+    accounts.grant("acme/app", SubjectKind.ROBOT, "acme+ci", Role.WRITE)
+    return secret
+
+
+def test_the_token_flow_over_the_real_accounts(real_app: Application) -> None:
+    robot_secret = _populate(real_app)
+    tokens = real_app.auth.tokens
+    service = real_app.settings.auth.service
+    scope = "repository:acme/app:pull,push"
+    with TestClient(real_app.asgi) as client:
+
+        def get(headers: dict[str, str], **params: str) -> Any:
+            return client.get("/v2/auth", params={"service": service, **params}, headers=headers)
+
+        reader = get(basic("bob", BOB_PASSWORD), scope=scope)
+        assert reader.status_code == 200, reader.text
+        grant = tokens.verify(reader.json()["token"])
+        assert grant.allows("repository", "acme/app", "pull")
+        assert not grant.allows("repository", "acme/app", "push")  # down-scoped, not refused
+        admin = tokens.verify(get(ALICE_AUTH, scope="repository:acme/app:*").json()["token"])
+        assert admin.allows("repository", "acme/app", "delete")
+        robot = get(basic("acme+ci", robot_secret), scope=scope)
+        assert tokens.verify(robot.json()["token"]).allows("repository", "acme/app", "push")
+        anonymous = tokens.verify(
+            get({}, scope="repository:acme/public:pull repository:acme/app:pull").json()["token"]
+        )
+        assert anonymous.allows("repository", "acme/public", "pull")
+        assert not anonymous.allows("repository", "acme/app", "pull")
+        assert get(basic("bob", "wrong"), scope=scope).status_code == 401
+        # docker login, then the identity token on another "worker" (same database).
+        login = get(basic("alice", ALICE_PASSWORD), offline_token="true", client_id="docker")
+        refresh = login.json()["refresh_token"]
+        refreshed = client.post(
+            "/v2/auth",
+            data={"grant_type": "refresh_token", "refresh_token": refresh, "service": service},
+        )
+        assert refreshed.status_code == 200
+        assert tokens.verify(refreshed.json()["access_token"]).principal.name == "alice"
+    other_worker = build(real_app.settings)
+    try:
+        token = refreshed.json()["access_token"]
+        assert other_worker.auth.tokens.verify(token).principal.name == "alice"
+        assert other_worker.auth.tokens.keys.signing.kid == tokens.keys.signing.kid
+    finally:
+        other_worker.close()
