@@ -191,7 +191,7 @@ class ManifestService:
                 try:
                     chain = list(legacy_chain_from_config(document, parsed.layers))
                 except ManifestError:
-                    chain = None  # history and layers disagree: no V1 view of this image
+                    chain = None  # history and layers disagree, or past the V1 limit
             if chain and any(entry.blob_digest == EMPTY_LAYER_DIGEST for entry in chain):
                 self.ensure_empty_layer(repository)
         return self.model.create_manifest(
