@@ -23,7 +23,12 @@ from moorage.domain.access import Principal, PrincipalKind, Role, parse_scopes
 from moorage.domain.accounts import SubjectKind
 from moorage.domain.records import Visibility
 from moorage.http.app import create_http_app
-from moorage.http.auth.challenges import basic_challenge, bearer_challenge, realm_for
+from moorage.http.auth.challenges import (
+    basic_challenge,
+    bearer_challenge,
+    challenge_for,
+    realm_for,
+)
 from moorage.http.context import HttpContext
 from moorage.observability import Metrics
 from moorage.services.logins import AuthServices, LoginService, LoginThrottle
@@ -505,3 +510,11 @@ def test_the_token_flow_over_the_real_accounts(real_app: Application) -> None:
         assert other_worker.auth.tokens.keys.signing.kid == tokens.keys.signing.kid
     finally:
         other_worker.close()
+
+
+def test_challenge_for_a_request_names_the_realm_and_service(auth: AuthServices) -> None:
+    challenge = challenge_for(request_with("evil.example"), auth, ["repository:acme/app:pull"])
+    assert challenge == (
+        'Bearer realm="https://reg.example.com/v2/auth",service="registry.test",'
+        'scope="repository:acme/app:pull"'
+    )

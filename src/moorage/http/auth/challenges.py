@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from starlette.requests import Request
 
 from moorage.domain.access import ResourceScope
+from moorage.services.logins import AuthServices
 
 TOKEN_PATH = "/v2/auth"  # noqa: S105 (a path)
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -69,3 +70,15 @@ def realm_for(request: Request, configured: str | None) -> str:
         netloc = f"[{address}]" if ":" in str(address) else str(address)
         return f"{scheme}://{netloc}:{port}{TOKEN_PATH}"
     return f"{scheme}://127.0.0.1{TOKEN_PATH}"
+
+
+def challenge_for(
+    request: Request,
+    auth: AuthServices,
+    scopes: Iterable[ResourceScope | str] = (),
+    error: str | None = None,
+) -> str:
+    """The Bearer challenge for this request: the configured (or derived) realm, our service."""
+    return bearer_challenge(
+        realm_for(request, auth.realm), auth.tokens.settings.service, scopes, error
+    )
