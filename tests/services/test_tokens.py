@@ -200,6 +200,10 @@ def test_scopes_on_one_repository_are_merged(tokens: TokenService) -> None:
 def test_catalog_scope_for_authenticated_callers(tokens: TokenService) -> None:
     issued = tokens.issue(ALICE, [CATALOG_SCOPE], service=SERVICE)
     assert tokens.verify(issued.jwt).allows("registry", "catalog", "*")
+    # Exactly what was asked: "*" on the catalog is not "pull,push,delete" too.
+    assert claims_of(issued.jwt)["access"] == [
+        {"type": "registry", "name": "catalog", "actions": ["*"]}
+    ]
     anonymous = tokens.issue(ANONYMOUS, [CATALOG_SCOPE], service=SERVICE)
     assert not tokens.verify(anonymous.jwt).allows("registry", "catalog", "*")
 

@@ -347,9 +347,12 @@ class TokenService:
             merged.setdefault((scope.type, scope.name), set()).update(scope.actions)
         granted: list[ResourceScope] = []
         for (type_, name), actions in merged.items():
-            wanted = _ALL_ACTIONS if Action.ALL.value in actions else frozenset(actions)
+            # On a repository ``*`` stands for every action; on the registry (the catalog) it
+            # is the one action there is.
+            expand = type_ == REPOSITORY and Action.ALL.value in actions
+            wanted = _ALL_ACTIONS if expand else frozenset(actions)
             permitted = self.authorizer.permitted(principal, ResourceScope(type_, name, wanted))
-            if Action.ALL.value in permitted:
+            if type_ == REPOSITORY and Action.ALL.value in permitted:
                 permitted = permitted | _ALL_ACTIONS
             allowed = wanted & permitted
             if allowed:
