@@ -21,6 +21,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from moorage.db import tables
@@ -705,3 +707,37 @@ def test_refresh_tokens_in_the_database(
     assert sql_store.revoke_refresh_tokens_of("alice") == 2
     with pytest.raises(InvalidTokenError):
         worker.redeem_refresh_token(refresh, service=SERVICE)
+
+
+# -- attacker: any change to a token ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed() -> tuple[TokenService, str]:
+    accounts = Accounts(principals={"bob": BOB}, actions={("bob", "acme/app"): frozenset({"pull"})})
+    tokens = TokenService(
+        accounts, KeyRing.of(SigningKey.generate()), TokenSettings(SERVICE, ISSUER), clock=Clock()
+    )
+    issued = tokens.issue(BOB, [repository_scope("acme/app", Action.PULL)], service=SERVICE)
+    return tokens, issued.jwt
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_changed_token_never_verifies_to_anything_else(
+    signed: tuple[TokenService, str], data: st.DataObject
+) -> None:
+    tokens, token = signed
+    original = tokens.verify(token)
+    position = data.draw(st.integers(0, len(token) - 1))
+    replacement = data.draw(st.text(min_size=0, max_size=3))
+    keep_tail = data.draw(st.booleans())
+    mutated = token[:position] + replacement + (token[position + 1 :] if keep_tail else "")
+    fresh = TokenService(tokens.authorizer, tokens.keys, tokens.settings, clock=tokens.clock)
+    try:
+        grant = fresh.verify(mutated)
+    except InvalidTokenError:
+        return
+    # Base64 ignores the unused low bits of a last character: such a change decodes to the
+    # very same bytes, and so to the same grant.
+    assert grant == original
