@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from starlette.requests import Request
 from starlette.testclient import TestClient
@@ -21,6 +22,7 @@ from moorage.config import load_settings
 from moorage.db.migrate import upgrade
 from moorage.domain.access import Principal, PrincipalKind, Role, parse_scopes
 from moorage.domain.accounts import SubjectKind
+from moorage.domain.errors import TooManyRequestsError
 from moorage.domain.records import Visibility
 from moorage.http.app import create_http_app
 from moorage.http.auth.challenges import (
@@ -28,6 +30,12 @@ from moorage.http.auth.challenges import (
     bearer_challenge,
     challenge_for,
     realm_for,
+)
+from moorage.http.auth.credentials import (
+    MalformedCredentialsError,
+    WrongCredentialsError,
+    basic_principal,
+    bearer_token,
 )
 from moorage.http.context import HttpContext
 from moorage.observability import Metrics
@@ -518,3 +526,41 @@ def test_challenge_for_a_request_names_the_realm_and_service(auth: AuthServices)
         'Bearer realm="https://reg.example.com/v2/auth",service="registry.test",'
         'scope="repository:acme/app:pull"'
     )
+
+
+# -- Basic auth on the registry API (what the access seam calls) ----------------------------
+
+
+def request_with_authorization(value: str | None) -> Request:
+    headers = [] if value is None else [(b"authorization", value.encode("latin-1"))]
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/v2/",
+            "raw_path": b"/v2/",
+            "query_string": b"",
+            "headers": headers,
+            "client": ("10.9.8.7", 40000),
+        }
+    )
+
+
+def test_basic_principal_for_the_seam(auth: AuthServices) -> None:
+    def principal(value: str | None) -> Principal | None:
+        return anyio.run(basic_principal, request_with_authorization(value), auth.logins)
+
+    assert principal(None) is None
+    assert principal("Bearer abc") is None  # not Basic: the seam reads it as a token
+    assert principal(ALICE_AUTH["Authorization"]) == ALICE
+    with pytest.raises(MalformedCredentialsError):
+        principal("Basic %%%")
+    for _ in range(5):
+        with pytest.raises(WrongCredentialsError):
+            principal(basic("alice", "guess")["Authorization"])
+    with pytest.raises(TooManyRequestsError):
+        principal(basic("alice", "guess")["Authorization"])
+    token = auth.tokens.issue(ALICE, [], service=SERVICE).jwt
+    assert bearer_token(request_with_authorization(f"Bearer {token}")) == token
+    assert bearer_token(request_with_authorization("Basic x")) is None
