@@ -73,3 +73,66 @@ def test_preloading_for_several_workers_imports_without_starting_anything() -> N
         [sys.executable, "-c", _PRELOAD_IS_FORK_SAFE], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+# A signal delivered at every Python call, so one lands at each point where granian's handler
+# or its main loop can be: with a threading.Event (granian's own) the handler soon waits for
+# the event's lock that its own thread holds, and the process hangs forever.
+_SIGNAL_AT_EVERY_CALL = textwrap.dedent(
+    """
+    import signal, sys
+
+    from granian._signals import set_main_signals
+
+    from moorage.cli.supervise import build_server
+
+    server = build_server({"host": "127.0.0.1", "port": 1, "workers": 1})
+    if sys.argv[1] == "threading":
+        import threading
+
+        server.main_loop_interrupt = threading.Event()
+    # What granian's startup installs: SIGTERM/SIGINT and SIGHUP set the main loop's event.
+    set_main_signals(server.signal_handler_interrupt, server.signal_handler_reload)
+    raised = 0
+
+    def signal_at_every_call(frame, event, arg):
+        global raised
+        if event == "call" and raised < 5000:
+            raised += 1
+            signal.raise_signal(signal.SIGHUP if raised % 2 else signal.SIGTERM)
+
+    event = server.main_loop_interrupt
+    sys.setprofile(signal_at_every_call)
+    for _ in range(500):  # granian's main loop: wait, look at the flags, clear
+        event.wait()
+        event.clear()
+    sys.setprofile(None)
+    print(raised, server.interrupt_signal)
+    """
+)
+
+
+def _run_signal_storm(event_kind: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", _SIGNAL_AT_EVERY_CALL, event_kind],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None  # hung
+
+
+def test_supervisor_signal_handler_never_waits_for_a_lock() -> None:
+    done = _run_signal_storm("moorage")
+    assert done is not None, "the supervisor's main loop hung under signals"
+    assert done.returncode == 0, done.stderr
+    raised, interrupted = done.stdout.split()
+    assert int(raised) > 500 and interrupted == "True"
+
+
+def test_signal_storm_hangs_granians_own_event() -> None:
+    """The same storm against threading.Event: proof that the test above can fail."""
+    assert _run_signal_storm("threading") is None
