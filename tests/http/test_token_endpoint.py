@@ -22,7 +22,7 @@ from moorage.config import load_settings
 from moorage.db.migrate import upgrade
 from moorage.domain.access import Principal, PrincipalKind, Role, parse_scopes
 from moorage.domain.accounts import SubjectKind
-from moorage.domain.errors import TooManyRequestsError
+from moorage.domain.errors import ConfigError, TooManyRequestsError
 from moorage.domain.records import Visibility
 from moorage.http.app import create_http_app
 from moorage.http.auth.challenges import (
@@ -564,3 +564,40 @@ def test_basic_principal_for_the_seam(auth: AuthServices) -> None:
     token = auth.tokens.issue(ALICE, [], service=SERVICE).jwt
     assert bearer_token(request_with_authorization(f"Bearer {token}")) == token
     assert bearer_token(request_with_authorization("Basic x")) is None
+
+
+def test_configured_key_files_sign_and_a_bad_one_stops_the_start(tmp_path: Path) -> None:
+    new, old = SigningKey.generate(), SigningKey.generate("RS256")
+    (tmp_path / "new.pem").write_bytes(new.to_pem())
+    (tmp_path / "old.pem").write_bytes(old.to_pem())
+    keys = [str(tmp_path / "new.pem"), str(tmp_path / "old.pem")]
+    application = build(load_settings(data_dir=tmp_path / "data", auth={"keys": keys}))
+    try:
+        ring = application.auth.tokens.keys
+        assert ring.signing.kid == new.kid and set(ring.verifying) == {new.kid, old.kid}
+        with TestClient(application.asgi) as client:
+            response = client.get("/v2/auth", params={"scope": "repository:a/b:pull"})
+        token = response.json()["token"]
+        assert application.auth.tokens.verify(token).principal.is_anonymous
+    finally:
+        application.close()
+    (tmp_path / "broken.pem").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n")
+    with pytest.raises(ConfigError, match=r"broken\.pem"):
+        build(
+            load_settings(data_dir=tmp_path / "data", auth={"keys": [str(tmp_path / "broken.pem")]})
+        )
+
+
+def test_auth_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOORAGE_AUTH__SERVICE", "reg.example.com")
+    monkeypatch.setenv("MOORAGE_AUTH__REALM", "https://reg.example.com/v2/auth")
+    monkeypatch.setenv("MOORAGE_AUTH__LOGIN_LIMIT_PER_ACCOUNT", "5/second")
+    settings = load_settings()
+    assert settings.auth.service == "reg.example.com"
+    assert settings.auth.realm == "https://reg.example.com/v2/auth"
+    assert settings.auth.token_lifetime_s == 300 and settings.auth.enabled
+    monkeypatch.setenv("MOORAGE_AUTH__REALM", "/v2/auth")
+    monkeypatch.setenv("MOORAGE_AUTH__TOKEN_LIFETIME_S", "5")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "auth.realm" in str(caught.value) and "auth.token_lifetime_s" in str(caught.value)
