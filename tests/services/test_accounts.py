@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select, update
@@ -76,7 +78,7 @@ def test_disabled_users_cannot_log_in(accounts: AccountService) -> None:
     assert accounts.authenticate("alice", PASSWORD) is None
     accounts.set_user_enabled("alice", True)
     assert accounts.authenticate("alice", PASSWORD) is not None
-    with pytest.raises(UnknownAccountError, match="no such user: .nobody."):
+    with pytest.raises(UnknownAccountError, match=r"no such user: .nobody."):
         accounts.set_user_enabled("nobody", False)
 
 
@@ -354,3 +356,33 @@ def test_secrets_never_reach_the_logs(
     assert "user created" in everything or "robot created" in everything or everything == ""
     for secret in (PASSWORD, "a wrong guess 123", robot_secret, token):
         assert secret not in everything
+
+
+NAMES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["alice", "acme+ci", "$app", "alice\x00", "acme+ci\x00", "acme+", "+ci"]),
+    st.builds(lambda a, b: f"{a}+{b}", st.text(max_size=10), st.text(max_size=10)),
+)
+SECRETS = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda s: APP_TOKEN_PREFIX + s, st.text(max_size=50)),
+    st.sampled_from(["", "\x00", PASSWORD + "\x00"]),
+)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(username=NAMES, secret=SECRETS)
+def test_any_credentials_are_a_clean_refusal(
+    accounts: AccountService, username: str, secret: str
+) -> None:
+    """Whatever a client sends as Basic credentials (NULs, lone ``+``, huge or empty values),
+    the answer is None, never a database error (PostgreSQL refuses NUL in text)."""
+    if accounts.model.lookup_user("alice") is None:
+        accounts.create_user("alice", PASSWORD)
+        accounts.create_organization("acme")
+        accounts.create_robot("acme", "ci")
+    assert accounts.authenticate(username, secret) is None

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from moorage.db.engine import Database, create_database_engine
@@ -237,3 +239,28 @@ def test_grants_follow_changes_at_once(world: World) -> None:
     world.accounts.set_visibility("acme/public", Visibility.PRIVATE)
     assert world.permissions.permitted(ANONYMOUS, scope("acme/public", "pull")) == frozenset()
     world.accounts.set_visibility("acme/public", Visibility.PUBLIC)
+
+
+PRINCIPALS = st.one_of(
+    st.just(ANONYMOUS),
+    st.builds(user, st.one_of(st.text(max_size=20), st.sampled_from(["alice", "root", "a\x00"]))),
+    st.builds(robot, st.one_of(st.text(max_size=20), st.sampled_from(["acme+ci", "acme+\x00"]))),
+)
+SCOPE_NAMES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["acme/app", "alpine", "acme/", "/app", "acme//app", "acme/app\x00"]),
+)
+ACTIONS = st.frozensets(st.sampled_from(["pull", "push", "delete", "*", "", "x"]), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(principal=PRINCIPALS, name=SCOPE_NAMES, actions=ACTIONS, after=st.text(max_size=12))
+def test_any_scope_is_a_clean_answer(
+    world: World, principal: Principal, name: str, actions: frozenset[str], after: str
+) -> None:
+    """Whatever a token request names (NULs included, which PostgreSQL refuses in text),
+    the answer is a subset of what was asked, never an error."""
+    granted = world.permissions.permitted(principal, ResourceScope("repository", name, actions))
+    assert granted <= actions
+    listed = world.permissions.readable_repositories(principal, after=after or None)
+    assert listed == sorted(listed)

@@ -34,7 +34,7 @@ from moorage.domain.accounts import (
 )
 from moorage.domain.echo import echo
 from moorage.domain.errors import DataModelError, MoorageError, RepositoryNotFoundError
-from moorage.domain.names import split_full_name
+from moorage.domain.names import NAMESPACE_PATTERN, split_full_name
 from moorage.domain.records import Namespace, NamespaceKind, RepositoryReference, Visibility
 from moorage.model.interface import AccountsAndPermissions
 from moorage.observability import get_logger
@@ -44,6 +44,7 @@ log = get_logger(__name__)
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte "password" is an attack
 MAX_SECRET_LENGTH = 1024
+MAX_USERNAME_LENGTH = 255 + 1 + 64  # a robot's: namespace+name
 APP_TOKEN_PREFIX = "mrgt_"  # noqa: S105 - marks an application token (passwords may not)
 APP_TOKEN_USERNAME = "$app"  # noqa: S105 - Quay's: log in with a token alone
 OWNERS_TEAM = "owners"  # Quay's: the team that administers a new organization
@@ -135,13 +136,18 @@ class AccountService:
     def authenticate(self, username: str, secret: str) -> Principal | None:
         """The principal whose credentials these are, or None (unknown name, wrong secret,
         disabled account or namespace: indistinguishable to the caller)."""
-        if not username or not secret or len(secret) > MAX_SECRET_LENGTH or len(username) > 512:
+        if not secret or len(secret) > MAX_SECRET_LENGTH or len(username) > MAX_USERNAME_LENGTH:
             return None
         robot = split_robot_name(username)
         if robot is not None:
+            if not all(NAMESPACE_PATTERN.fullmatch(part) for part in robot):
+                return None
             return self._authenticate_robot(robot[0], robot[1], secret)
         if secret.startswith(APP_TOKEN_PREFIX):
             return self._authenticate_token(username, secret)
+        if not NAMESPACE_PATTERN.fullmatch(username):
+            # No account has such a name; and a NUL would be a database error on PostgreSQL.
+            return None
         user = self.model.lookup_user(username)
         if user is None or user.password_hash is None:
             self._burn_password_check(secret)

@@ -19,6 +19,7 @@ Quay's rules, decided from one read of the model (``access_facts``):
 from __future__ import annotations
 
 from moorage.domain.access import (
+    ANONYMOUS,
     CATALOG,
     REGISTRY,
     REPOSITORY,
@@ -32,7 +33,7 @@ from moorage.domain.access import (
 )
 from moorage.domain.accounts import AccessFacts, Subject, SubjectKind, split_robot_name
 from moorage.domain.errors import MoorageError
-from moorage.domain.names import split_full_name
+from moorage.domain.names import NAMESPACE_PATTERN, split_full_name
 from moorage.domain.records import RepositoryReference
 from moorage.model.interface import AccountsAndPermissions
 from moorage.observability import get_logger
@@ -70,6 +71,18 @@ def _granted(principal: Principal, facts: AccessFacts) -> frozenset[str]:
     return frozenset(actions)
 
 
+def _checked(principal: Principal) -> Principal:
+    """A principal whose name no account can have (say, with a NUL, which PostgreSQL refuses
+    in text) is looked up as nobody: anonymous."""
+    if principal.kind is PrincipalKind.USER:
+        parts: tuple[str, ...] = (principal.name,)
+    elif principal.kind is PrincipalKind.ROBOT:
+        parts = split_robot_name(principal.name) or ("",)
+    else:
+        return principal
+    return principal if all(NAMESPACE_PATTERN.fullmatch(part) for part in parts) else ANONYMOUS
+
+
 class PermissionService:
     """Answers ``permitted`` (and lists what a principal may read)."""
 
@@ -90,6 +103,7 @@ class PermissionService:
             namespace, name = split_full_name(scope.name, library=self.library_support)
         except MoorageError:  # not a repository name: nothing to grant
             return _NOTHING
+        principal = _checked(principal)
         granted = _granted(principal, self.model.access_facts(principal, namespace, name))
         if Action.ALL.value in granted:
             return scope.actions & EVERYTHING
@@ -105,7 +119,11 @@ class PermissionService:
     ) -> list[str]:
         """``namespace/name`` of every repository ``principal`` may pull (the catalog),
         byte-wise ascending, strictly after ``after``."""
-        return self.model.list_readable_repository_names(principal, after, limit)
+        if after is not None and "\x00" in after:
+            # No name holds a NUL (PostgreSQL refuses one in text): what sorts after
+            # ``a\x00b`` is exactly what sorts after ``a``.
+            after = after[: after.index("\x00")]
+        return self.model.list_readable_repository_names(_checked(principal), after, limit)
 
     def repository_created(self, principal: Principal, repository: RepositoryReference) -> None:
         """Call after a push created ``repository``: as in Quay, its creator gets admin on
