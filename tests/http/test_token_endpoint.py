@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from moorage.app import Application, build
 from moorage.config import load_settings
 from moorage.db.migrate import upgrade
-from moorage.domain.access import Principal, PrincipalKind, Role, parse_scopes
+from moorage.domain.access import CATALOG_SCOPE, Principal, PrincipalKind, Role, parse_scopes
 from moorage.domain.accounts import SubjectKind
 from moorage.domain.errors import ConfigError, TooManyRequestsError
 from moorage.domain.records import Visibility
@@ -502,6 +502,10 @@ def test_the_token_flow_over_the_real_accounts(real_app: Application) -> None:
         assert anonymous.allows("repository", "acme/public", "pull")
         assert not anonymous.allows("repository", "acme/app", "pull")
         assert get(basic("bob", "wrong"), scope=scope).status_code == 401
+        catalog = get(basic("bob", BOB_PASSWORD), scope="registry:catalog:*").json()["token"]
+        assert tokens.verify(catalog).access == (CATALOG_SCOPE,)
+        anonymous_catalog = get({}, scope="registry:catalog:*").json()["token"]
+        assert tokens.verify(anonymous_catalog).access == ()
         # docker login, then the identity token on another "worker" (same database).
         login = get(basic("alice", ALICE_PASSWORD), offline_token="true", client_id="docker")
         refresh = login.json()["refresh_token"]
