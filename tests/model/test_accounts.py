@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import threading
+
 import pytest
 
 from moorage.db.engine import Database
@@ -9,6 +12,7 @@ from moorage.domain.access import Principal, PrincipalKind, Role, TeamRole
 from moorage.domain.accounts import Subject, SubjectKind, TeamMember
 from moorage.domain.errors import DataModelError, InvalidNameError
 from moorage.domain.records import NamespaceKind, RepositoryReference, Visibility
+from moorage.model.interface import AccountsAndPermissions
 from moorage.model.sql import SqlRegistryModel
 
 
@@ -261,3 +265,40 @@ def test_readable_repository_names(model: SqlRegistryModel) -> None:
     ]
     model.set_user_enabled("alice", False)  # a disabled user sees what anonymous sees
     assert model.list_readable_repository_names(user("alice")) == []
+
+
+def test_the_protocol_is_documented_and_implemented() -> None:
+    declared = [
+        name
+        for name, _ in inspect.getmembers(AccountsAndPermissions, inspect.isfunction)
+        if not name.startswith("_")
+    ]
+    assert len(declared) >= 25
+    for name in declared:
+        method = getattr(AccountsAndPermissions, name)
+        assert method.__doc__, f"{name} has no docstring"
+        implemented = getattr(SqlRegistryModel, name)
+        assert list(inspect.signature(implemented).parameters) == list(
+            inspect.signature(method).parameters
+        ), name
+
+
+def test_racing_creators_of_one_user(model: SqlRegistryModel) -> None:
+    """Workers bootstrapping the same first superuser at once: one creates it, the others
+    learn it exists (no unique-key error escapes, no half-made account)."""
+    outcomes: list[str] = []
+
+    def create() -> None:
+        try:
+            model.create_user("root", "hash", superuser=True)
+            outcomes.append("created")
+        except DataModelError:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["created"] + ["exists"] * 5
+    assert [u.name for u in model.list_users()] == ["root"]
