@@ -558,3 +558,44 @@ def test_client_strings_the_columns_cannot_hold_are_manifest_errors(
     with pytest.raises(ManifestError, match="at most 255 characters"):
         model.create_manifest(repo, data, OCI_IMAGE_MANIFEST)
     assert model.lookup_manifest_by_digest(repo, digest_of(data), allow_dead=True) is None
+
+
+def test_a_stored_schema1_manifest_with_more_signatures_than_the_default_stays_readable(
+    model: SqlRegistryModel, repo: RepositoryReference
+) -> None:
+    """Pushed under a raised ``schema1_signature_limit``: re-reading it (its layers) must
+    not apply the default limit of 16."""
+    from moorage.domain.manifests import (
+        Schema1Signer,
+        V1Entry,
+        build_schema1_manifest,
+        parse_manifest,
+    )
+    from moorage.domain.manifests.schema1 import DEFAULT_MAX_SIGNATURES
+    from moorage.domain.media_types import DOCKER_SCHEMA1_SIGNED_MANIFEST
+
+    layer = b"schema1 layer"
+    push_blob(model, repo, layer)
+    entry = V1Entry(
+        "a" * 64,
+        None,
+        digest_of(layer),
+        json.dumps({"id": "a" * 64}),
+        None,
+        None,
+        None,
+        None,
+        False,
+        len(layer),
+    )
+    signed = json.loads(
+        build_schema1_manifest("devtable/simple", "v1", "amd64", [entry], Schema1Signer.generate())
+    )
+    count = DEFAULT_MAX_SIGNATURES + 4
+    body = json.dumps({**signed, "signatures": signed["signatures"] * count}, indent=3).encode()
+    parsed = parse_manifest(body, DOCKER_SCHEMA1_SIGNED_MANIFEST, max_signatures=count)
+    manifest = model.create_manifest(repo, body, DOCKER_SCHEMA1_SIGNED_MANIFEST, parsed=parsed)
+    layers = model.list_manifest_layers(manifest)
+    assert layers is not None and [item.layer_info.blob_digest for item in layers] == [
+        digest_of(layer)
+    ]

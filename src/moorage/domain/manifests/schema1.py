@@ -35,6 +35,9 @@ _V1_ID = re.compile(r"^[a-f0-9]{64}$")
 # Docker signs with one key; a few more are plausible. Each costs a public-key
 # verification, so a body with thousands of them is refused before any is read.
 DEFAULT_MAX_SIGNATURES = 16
+# The most the ``schema1_signature_limit`` setting allows: what re-reading a stored manifest
+# passes, so that lowering the setting never makes a stored manifest unreadable.
+STORED_MAX_SIGNATURES = 1000
 # Images in the V1 model: each stores its ancestry, so the chain costs its length squared.
 # Docker stopped at 127 images deep; a chain longer than this is refused (schema 1) or
 # not made (the V1 view of a schema 2 / OCI image).

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select
 from moorage.db import tables as t
 from moorage.domain.errors import ManifestError
 from moorage.domain.manifests import ParsedManifest, parse_manifest
+from moorage.domain.manifests.schema1 import STORED_MAX_SIGNATURES
 from moorage.domain.records import LayerInfo, Manifest, ManifestLayer
 from moorage.model.sql.legacy import LegacyImageMixin
 from moorage.model.sql.manifest_rows import visible_blob
@@ -21,7 +22,11 @@ class LayerMixin(LegacyImageMixin):
         self, manifest: Manifest, include_placements: bool = False
     ) -> list[ManifestLayer] | None:
         try:
-            parsed = parse_manifest(manifest.internal_manifest_bytes, manifest.media_type)
+            parsed = parse_manifest(
+                manifest.internal_manifest_bytes,
+                manifest.media_type,
+                max_signatures=STORED_MAX_SIGNATURES,  # checked at push, under the setting
+            )
         except ManifestError:
             return None
         if parsed.is_list:
