@@ -489,7 +489,7 @@ class TokenService:
             token_hash=self._hash_refresh(token),
             subject=principal,
             audience=audience,
-            client_id=client_id[:255] if client_id else None,
+            client_id=_printable(client_id, 255),
             created=datetime.now(UTC),
         )
         self.store.add_refresh_token(record)
@@ -514,6 +514,15 @@ class TokenService:
 
     def revoke_refresh_token(self, token: str) -> bool:
         return self.store is not None and self.store.revoke_refresh_token(self._hash_refresh(token))
+
+
+def _printable(text: str | None, limit: int) -> str | None:
+    """Free text from a client, as the database can hold it: printable characters only (no
+    NUL, which PostgreSQL refuses, no lone surrogates), at most ``limit``."""
+    if not text:
+        return None
+    kept = "".join(c for c in text[: limit * 4] if c.isprintable())  # lone surrogates too
+    return kept[:limit] or None
 
 
 def _principal_of(claims: dict[str, Any]) -> Principal:
