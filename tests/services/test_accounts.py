@@ -20,7 +20,7 @@ from moorage.config import load_settings
 from moorage.db import tables as t
 from moorage.db.engine import Database, create_database_engine
 from moorage.db.migrate import upgrade
-from moorage.domain.access import PrincipalKind, Role, TeamRole
+from moorage.domain.access import ANONYMOUS, CATALOG_SCOPE, Principal, PrincipalKind, Role, TeamRole
 from moorage.domain.accounts import SubjectKind, TeamMember
 from moorage.domain.errors import ConfigError, DataModelError, RepositoryNotFoundError
 from moorage.domain.records import NamespaceKind, Visibility
@@ -31,6 +31,8 @@ from moorage.services.accounts import (
     InvalidPasswordError,
     UnknownAccountError,
 )
+from moorage.services.auth_contracts import Authenticator, Authorizer, PrincipalDirectory
+from moorage.services.permissions import PermissionService
 
 PASSWORD = "correct horse battery"
 
@@ -386,3 +388,39 @@ def test_any_credentials_are_a_clean_refusal(
         accounts.create_organization("acme")
         accounts.create_robot("acme", "ci")
     assert accounts.authenticate(username, secret) is None
+
+
+def test_current_reads_the_account_as_it_stands_now(accounts: AccountService) -> None:
+    """What the token service asks when a refresh token is redeemed."""
+    accounts.create_user("alice", None)
+    accounts.create_organization("acme")
+    robot, _ = accounts.create_robot("acme", "ci")
+    alice = Principal(PrincipalKind.USER, "alice")
+    bot = Principal(PrincipalKind.ROBOT, "acme+ci")
+    now = accounts.current(alice)
+    assert now is not None and not now.superuser and now.id is not None
+    accounts.set_superuser("alice", True)
+    now = accounts.current(alice)
+    assert now is not None and now.superuser
+    accounts.set_user_enabled("alice", False)
+    assert accounts.current(alice) is None
+    assert accounts.current(bot) == Principal(PrincipalKind.ROBOT, "acme+ci", robot.id)
+    accounts.set_namespace_enabled("acme", False)
+    assert accounts.current(bot) is None
+    accounts.set_namespace_enabled("acme", True)
+    accounts.delete_robot("acme+ci")
+    assert accounts.current(bot) is None
+    assert accounts.current(ANONYMOUS) == ANONYMOUS
+    assert accounts.current(Principal(PrincipalKind.USER, "ghost")) is None
+    assert accounts.current(Principal(PrincipalKind.USER, "al\x00ice")) is None
+    assert accounts.current(Principal(PrincipalKind.ROBOT, "acme+\x00")) is None
+
+
+def test_the_services_are_the_auth_contracts(model: SqlRegistryModel) -> None:
+    """Checked by mypy too: the token service and the access seam see only these protocols."""
+    authenticator: Authenticator = AccountService(model)
+    directory: PrincipalDirectory = AccountService(model)
+    authorizer: Authorizer = PermissionService(model)
+    assert authenticator.authenticate("nobody", PASSWORD) is None
+    assert directory.current(Principal(PrincipalKind.USER, "nobody")) is None
+    assert authorizer.permitted(ANONYMOUS, CATALOG_SCOPE) == frozenset()

@@ -101,7 +101,8 @@ def check_password(password: str) -> None:
 
 
 class AccountService:
-    """Creates and changes accounts; answers ``authenticate``."""
+    """Creates and changes accounts; answers ``authenticate`` (the ``Authenticator``) and
+    ``current`` (the ``PrincipalDirectory``)."""
 
     def __init__(
         self,
@@ -183,6 +184,28 @@ class AccountService:
         if token.expires is not None and token.expires <= datetime.now(UTC):
             return None
         user = self.model.lookup_user(token.username)
+        if user is None or not user.enabled:
+            return None
+        return Principal(PrincipalKind.USER, user.name, user.id, user.superuser)
+
+    def current(self, principal: Principal) -> Principal | None:
+        """``principal`` as its account stands now (``PrincipalDirectory``): the superuser
+        flag re-read; None if the user is disabled or gone, or the robot deleted or its
+        namespace disabled. Anonymous stays anonymous."""
+        if principal.kind is PrincipalKind.ANONYMOUS:
+            return principal
+        if principal.kind is PrincipalKind.ROBOT:
+            parts = split_robot_name(principal.name)
+            if parts is None or not all(NAMESPACE_PATTERN.fullmatch(part) for part in parts):
+                return None
+            robot = self.model.lookup_robot(*parts)
+            owner = None if robot is None else self.model.get_namespace(parts[0])
+            if robot is None or owner is None or not owner.enabled:
+                return None
+            return Principal(PrincipalKind.ROBOT, robot.name, robot.id)
+        if not NAMESPACE_PATTERN.fullmatch(principal.name):
+            return None
+        user = self.model.lookup_user(principal.name)
         if user is None or not user.enabled:
             return None
         return Principal(PrincipalKind.USER, user.name, user.id, user.superuser)
