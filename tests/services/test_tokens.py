@@ -621,6 +621,8 @@ def test_dollar_token_logs_in_with_one_of_our_tokens(
         ANONYMOUS, [repository_scope("library/alpine", Action.PULL)], service=SERVICE
     ).jwt
     assert logins.login("$token", anonymous, client=None) is None
+    accounts.disabled.add("alice")
+    assert logins.login("$token", token, client=None) is None
     assert logins.login("$oauthtoken", "anything", client=None) is None
 
 

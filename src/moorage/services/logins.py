@@ -155,7 +155,11 @@ class LoginService:
                 grant = self.tokens.verify(secret)
             except InvalidTokenError:
                 return None
-            return None if grant.principal.is_anonymous else grant.principal
+            if grant.principal.is_anonymous:
+                return None
+            # The account as it stands now: a disabled one's tokens log nobody in.
+            directory = self.tokens.directory
+            return grant.principal if directory is None else directory.current(grant.principal)
         if username == OAUTH_TOKEN_USERNAME:
             return None
         return self.authenticator.authenticate(username, secret)
