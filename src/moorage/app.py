@@ -155,8 +155,7 @@ def build_auth(
             cache_size=config.verified_token_cache,
         ),
         store=store,
-        # TODO(issue 12): directory=accounts once AccountService implements
-        # PrincipalDirectory.current (refresh tokens of disabled accounts then stop working).
+        directory=accounts,  # refresh tokens of disabled or deleted accounts stop working
     )
     throttle = LoginThrottle(
         config.login_limit_per_account, config.login_limit_per_client, config.throttle_storage

@@ -521,6 +521,16 @@ def test_the_token_flow_over_the_real_accounts(real_app: Application) -> None:
         )
         assert refreshed.status_code == 200
         assert tokens.verify(refreshed.json()["access_token"]).principal.name == "alice"
+        # A disabled account: its refresh token and its access tokens log nobody in.
+        access = refreshed.json()["access_token"]
+        real_app.accounts.set_user_enabled("alice", False)
+        again = client.post(
+            "/v2/auth",
+            data={"grant_type": "refresh_token", "refresh_token": refresh, "service": service},
+        )
+        assert again.status_code == 401
+        assert get(basic("$token", access), scope=scope).status_code == 401
+        real_app.accounts.set_user_enabled("alice", True)
     other_worker = build(real_app.settings)
     try:
         token = refreshed.json()["access_token"]
