@@ -484,6 +484,28 @@ class Settings(BaseSettings):
             yield key, redact_url_passwords(value) if isinstance(value, str) else value
 
 
+def _strict_loader() -> Any:
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error: the
+    second ``storage:`` section would otherwise silently replace the first."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue  # `<<: *defaults` may be overridden by the keys next to it
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {str(key)[:100]!r} given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML mapping; an empty file means no settings."""
     import yaml  # ~1 MB that a server configured by flags and environment never needs
@@ -495,7 +517,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         # One line: YAML errors span several, the CLI prints a single line.
         raise ConfigError(

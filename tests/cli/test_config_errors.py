@@ -249,3 +249,39 @@ def test_valid_s3_settings_load_and_hide_the_secret(tmp_path: Path) -> None:
     assert cloud["bucket"] == "moorage"
     assert cloud["secret_key"] == "***"
     assert "hunter2" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["port: 5000\nstorage:\n  root: /a\nport: 5001\n", "storage:\n  root: /a\n  root: /b\n"],
+)
+def test_a_key_given_twice_in_the_file_is_a_mistake(tmp_path: Path, text: str) -> None:
+    """PyYAML would keep the last one silently (a second ``storage:`` replaces the first)."""
+    config = tmp_path / "moorage.yaml"
+    config.write_text(text)
+    result = moorage("config", "show", "--config", str(config))
+    _assert_one_line(result, f"config file {config}: not valid YAML: key ")
+    assert "given twice" in result.stderr
+
+
+def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
+    config = tmp_path / "moorage.yaml"
+    config.write_text("storage:\n  <<: {root: /srv/a, location: eu}\n  root: /srv/b\n")
+    result = moorage("config", "show", "-o", "json", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    storage = json.loads(result.stdout)["storage"]
+    assert (storage["root"], storage["location"]) == ("/srv/b", "eu")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_serve_refuses_a_database_without_the_schema(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    """Without `moorage db upgrade`, serve used to start, pass /healthz and answer 500s."""
+    env = {"MOORAGE_DATA_DIR": str(tmp_path / "data"), "MOORAGE_DATABASE_URL": fresh_postgres_url}
+    refused = moorage("serve", "--port", str(free_port()), env=env, timeout=60)
+    _assert_one_line(refused, "database_url: the database has no Moorage schema yet")
+    assert "moorage db upgrade" in refused.stderr
+    upgraded = moorage("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr

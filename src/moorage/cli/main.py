@@ -75,10 +75,12 @@ def run() -> None:
         _fail(_os_error(exc))
     except Exception as exc:
         # Imported here: sqlalchemy is heavy and most commands never touch it.
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import OperationalError, ProgrammingError
 
-        if not isinstance(exc, OperationalError):
+        if not isinstance(exc, OperationalError | ProgrammingError):
             raise
-        first_line = str(exc.orig or exc).strip().splitlines()[0]
-        _fail(f"cannot reach the database: {redact_url_passwords(first_line)}")
+        first_line = redact_url_passwords(str(exc.orig or exc).strip().splitlines()[0])
+        if isinstance(exc, ProgrammingError):  # e.g. a table missing: a schema not upgraded
+            _fail(f"database error: {first_line} (has 'moorage db upgrade' run?)")
+        _fail(f"cannot reach the database: {first_line}")
     sys.exit(code if isinstance(code, int) else 0)

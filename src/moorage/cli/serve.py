@@ -113,6 +113,30 @@ def _supervisor_spec(settings: Settings, listener: socket.socket) -> dict[str, o
     }
 
 
+def _check_schema(settings: Settings) -> None:
+    """A database that ``moorage db upgrade`` has not brought to this release's schema is
+    refused: the server would start, answer /healthz, and fail every request with a 500."""
+    from alembic.script import ScriptDirectory
+
+    from moorage.app import database_revision
+    from moorage.db.migrate import MIGRATIONS_DIR
+
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = scripts.get_current_head()
+    current = database_revision(settings)
+    if current == head:
+        return
+    upgrade = "run 'moorage db upgrade' (or set auto_migrate: true)"
+    if current is None:
+        raise ConfigError(f"database_url: the database has no Moorage schema yet: {upgrade}")
+    if current in {script.revision for script in scripts.walk_revisions()}:
+        raise ConfigError(
+            f"database_url: the schema is at revision {current}, this release needs {head}: "
+            f"{upgrade}"
+        )
+    # A revision this release does not know: a newer release migrated it; let it run.
+
+
 def _prepare(settings: Settings) -> None:
     """Build the application once before any worker starts: runs the embedded migrations (if
     enabled), reaches the database and every storage location; a bad configuration fails
@@ -120,6 +144,8 @@ def _prepare(settings: Settings) -> None:
     from moorage.app import HEALTH_PROBE_KEY, build  # heavy: keeps `moorage --help` quick
     from moorage.storage import StorageError
 
+    if not settings.should_migrate_on_start:
+        _check_schema(settings)  # before build: it may read tables already
     application = build(settings)
     try:
         application.database.ping()
