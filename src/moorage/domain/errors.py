@@ -132,7 +132,13 @@ class RequestBodyError(MoorageError):
 
 
 class DigestMismatchError(InvalidDigestError):
-    """Content does not hash to the digest the client gave (DIGEST_INVALID)."""
+    """Content does not hash to the digest the client gave (DIGEST_INVALID); ``digest`` is
+    the one the client gave (the error body's ``detail``), ``actual`` what the bytes hash to."""
+
+    def __init__(self, digest: str, actual: str) -> None:
+        super().__init__("the content does not hash to the digest given")
+        self.digest = digest
+        self.actual = actual
 
 
 class SizeInvalidError(MoorageError):

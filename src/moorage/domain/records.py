@@ -175,8 +175,12 @@ class Manifest(_Record):
 
     def get_parsed_manifest(self) -> Any:
         from moorage.domain.manifests import parse_manifest
+        from moorage.domain.manifests.schema1 import STORED_MAX_SIGNATURES
 
-        return parse_manifest(self.internal_manifest_bytes, self.media_type)
+        # Stored bytes were accepted under whatever limit held then: read them under the ceiling.
+        return parse_manifest(
+            self.internal_manifest_bytes, self.media_type, max_signatures=STORED_MAX_SIGNATURES
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -140,7 +140,7 @@ class ManifestService:
             max_signatures=self.settings.signature_limit,
         )
         if by_digest and parsed.digest != reference:
-            raise DigestMismatchError(f"manifest digest {parsed.digest} does not match {reference}")
+            raise DigestMismatchError(reference, parsed.digest)
         self._check_schema1(repository, parsed, None if by_digest else reference)
         tags = list(dict.fromkeys(extra_tags)) if by_digest else [reference]
         self._store(repository, parsed, temp_tag=by_digest, tags=tags)

@@ -345,7 +345,7 @@ class UploadService:
     def _commit(self, upload: BlobUpload, digest: Digest) -> Blob:
         actual = self._digest_of(upload, digest.algorithm)
         if actual != str(digest):
-            raise DigestMismatchError(f"content digest {actual} does not match {digest}")
+            raise DigestMismatchError(str(digest), actual)
         self._storage(upload).complete_upload(
             upload.upload_id, upload.storage_metadata, keys.blob_key(str(digest))
         )

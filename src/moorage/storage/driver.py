@@ -130,10 +130,11 @@ class StorageDriver(Protocol):
         entering, writes, records the new state with a compare-and-set, then leaves; so no two
         requests ever write the same session's bytes at once, on any worker. Entering never
         waits: a session already held raises :class:`UploadBusyError`; a missing one
-        :class:`ObjectNotFoundError` (or, where the lock is granted to all, the next call). A lock dies with its holder (a crashed process holds
-        nothing). Drivers whose appends never alter bytes any committed metadata refers to
-        (S3: each append writes new, uniquely named segments) may grant it to everyone: the
-        caller's compare-and-set alone then decides which of two racing appends counts.
+        :class:`ObjectNotFoundError` (or, where the lock is granted to all, the next call).
+        A lock dies with its holder (a crashed process holds nothing). Drivers whose appends
+        never alter bytes any committed metadata refers to (S3: each append writes new,
+        uniquely named segments) may grant it to everyone: the caller's compare-and-set alone
+        then decides which of two racing appends counts.
         """
         ...
 

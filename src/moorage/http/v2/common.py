@@ -102,7 +102,7 @@ class Body:
     streams: bool
 
 
-class _BodyStream:
+class BodyStream:
     """The request body, pulled piece by piece from the ASGI ``receive``, each wait bounded
     by the idle timeout. Any way the body can fail (a disconnect, a malformed chunked
     encoding the server reports as one, silence) becomes a RequestBodyError: the request
@@ -144,7 +144,7 @@ async def body_source(request: Request) -> Body:
     layers and configs fit in it, and the worker thread then gets plain bytes; and a client
     that sends headers and then nothing holds no thread at all, only its connection, until
     the idle timeout drops it. A longer body streams from a worker thread (``_blocks``)."""
-    stream = _BodyStream(request, get_context(request).body_idle_timeout_s)
+    stream = BodyStream(request, get_context(request).body_idle_timeout_s)
     first = await stream.block()
     if first is None:
         return Body((), streams=False)
@@ -153,7 +153,7 @@ async def body_source(request: Request) -> Body:
     return Body(_blocks(first, stream), streams=True)
 
 
-def _blocks(first: bytes, stream: _BodyStream) -> Iterator[bytes]:
+def _blocks(first: bytes, stream: BodyStream) -> Iterator[bytes]:
     """The body as a blocking iterator for a worker thread: blocks of ~1 MiB pulled from
     the event loop as storage consumes them, so nothing is held whole in memory and chunked
     transfer encoding works like any other body."""

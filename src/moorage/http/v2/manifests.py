@@ -9,7 +9,7 @@ from moorage.domain.errors import ManifestTooLargeError
 from moorage.domain.manifests.parse import check_json_nesting
 from moorage.domain.records import RepositoryReference
 from moorage.http.context import get_context
-from moorage.http.v2.common import _BodyStream, empty, on_repository, services
+from moorage.http.v2.common import BodyStream, empty, on_repository, services
 from moorage.services.manifests import PushResult
 
 
@@ -54,7 +54,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     """The body, or None once it grows past ``limit`` (the rest is not read). A body that
     cannot be read (malformed chunked encoding, cut short, silent past the idle timeout)
     raises ``RequestBodyError``: 400 (or 408) and the connection closed, nothing stored."""
-    stream = _BodyStream(request, get_context(request).body_idle_timeout_s)
+    stream = BodyStream(request, get_context(request).body_idle_timeout_s)
     parts: list[bytes] = []
     size = 0
     while (chunk := await stream.piece()) is not None:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, delete, select, update
 from moorage.db import tables as t
 from moorage.domain.errors import UnknownSignerError
 from moorage.domain.manifests import parse_manifest
+from moorage.domain.manifests.schema1 import STORED_MAX_SIGNATURES
 from moorage.domain.records import DerivedImage, Manifest
 from moorage.model.sql.base import SqlModelBase, insert_ignoring_conflict, new_uuid
 
@@ -33,7 +34,11 @@ class DerivedImageMixin(SqlModelBase):
         """The manifest's leaf legacy image; for a list, that of its linux/amd64 child."""
         manifest_id = manifest.id
         if manifest.is_manifest_list:
-            parsed = parse_manifest(manifest.internal_manifest_bytes, manifest.media_type)
+            parsed = parse_manifest(
+                manifest.internal_manifest_bytes,
+                manifest.media_type,
+                max_signatures=STORED_MAX_SIGNATURES,
+            )
             wanted = next(
                 (
                     c.digest
