@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+import jwt
 import pytest
 from starlette.requests import Request
 from starlette.testclient import TestClient
@@ -41,6 +43,8 @@ from moorage.http.context import HttpContext
 from moorage.observability import Metrics
 from moorage.services.logins import AuthServices, LoginService, LoginThrottle
 from moorage.services.tokens import KeyRing, SigningKey, TokenService, TokenSettings
+from support.cli import running_server
+from support.e2e_clients import free_port
 from support.fake_accounts import Accounts, MemoryStore
 
 from .conftest import LogLines
@@ -621,3 +625,49 @@ def test_auth_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert "auth.realm" in str(caught.value) and "auth.token_lifetime_s" in str(caught.value)
+
+
+# -- two real servers on one database: no shared process state -----------------------------
+
+
+@pytest.mark.slow
+def test_tokens_from_one_server_work_on_another(tmp_path: Path) -> None:
+    """Two ``moorage serve`` processes (two workers each) on one data directory: both sign
+    with the one generated key; an access token (``$token`` makes the server verify it) and
+    a refresh token from one are honoured by the other."""
+    env = {
+        "MOORAGE_DATA_DIR": str(tmp_path / "data"),
+        "MOORAGE_INITIAL_SUPERUSER": "admin",
+        "MOORAGE_INITIAL_SUPERUSER_PASSWORD": ALICE_PASSWORD,
+    }
+    admin = basic("admin", ALICE_PASSWORD)
+    with (
+        running_server("--workers", "2", port=free_port(), env=env) as first,
+        running_server("--workers", "2", port=free_port(), env=env) as second,
+    ):
+        kids = set()
+        tokens: dict[str, str] = {}
+        for base in (first, second) * 4:
+            response = httpx.get(
+                f"{base}/v2/auth",
+                params={"service": "moorage", "offline_token": "true"},
+                headers={**admin, "Connection": "close"},
+            )
+            assert response.status_code == 200, response.text
+            kids.add(jwt.get_unverified_header(response.json()["token"])["kid"])
+            tokens[base] = response.json()["token"]
+            tokens[base + "#refresh"] = response.json()["refresh_token"]
+        assert len(kids) == 1
+        for here, there in ((first, second), (second, first)):
+            for _ in range(4):  # fresh connections: both workers of the other server
+                login = httpx.get(
+                    f"{there}/v2/auth",
+                    params={"scope": "registry:catalog:*"},
+                    headers={**basic("$token", tokens[here]), "Connection": "close"},
+                )
+                assert login.status_code == 200, login.text
+            refreshed = httpx.post(
+                f"{there}/v2/auth",
+                data={"grant_type": "refresh_token", "refresh_token": tokens[here + "#refresh"]},
+            )
+            assert refreshed.status_code == 200, refreshed.text
