@@ -458,6 +458,12 @@ class Settings(BaseSettings):
         root = data_dir / "storage" if root is None else root.expanduser().resolve()
         object.__setattr__(self, "storage", self.storage.model_copy(update={"root": root}))
         _check_directories(self, database_given=database_given)
+        memory = [name for name, loc in self.storage.locations.items() if loc.driver == "memory"]
+        if memory and self.workers > 1:
+            raise NestedKeyError(
+                f"storage.locations.{memory[0]}.driver",
+                f"memory keeps blobs inside one process: not with workers: {self.workers}",
+            )
         return self
 
     @property

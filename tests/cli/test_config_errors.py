@@ -124,6 +124,11 @@ MISTAKES = [
         "database_url: ",
         env={"MOORAGE_DATABASE_URL": "sqlite:///{file}/moorage.db"},
     ),
+    Mistake(
+        "memory location with several workers",
+        "storage.locations.ram.driver: memory keeps blobs inside one process",
+        yaml="workers: 2\nstorage:\n  locations:\n    ram: {driver: memory}\n",
+    ),
     Mistake("unknown key", "unknown key 'prot'", yaml="prot: 5000\n"),
     Mistake("bad type", "workers: Input should be a valid integer", yaml="workers: many\n"),
     Mistake(
