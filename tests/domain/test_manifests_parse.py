@@ -497,3 +497,16 @@ def test_nesting_check_agrees_with_the_real_depth(value: Any, limit: int) -> Non
             check_nesting(text, limit=limit)
     else:
         check_nesting(text, limit=limit)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("schemaVersion", "x" * 10_000), ("schemaVersion", [[1] * 5000]), ("mediaType", "y" * 10_000)],
+)
+def test_messages_quote_little_of_the_input(field: str, value: object) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse(oci_image(**{field: value}), OCI_IMAGE_MANIFEST)
+    assert len(str(caught.value)) <= 200
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(b"{}", "z" * 10_000)
+    assert len(str(caught.value)) <= 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from moorage.domain.digest import compute_digest
+from moorage.domain.echo import echo
 from moorage.domain.manifests._fields import (
     fail,
     get_list,
@@ -37,13 +38,13 @@ def _check_envelope(body: dict[str, Any], declared: str) -> None:
     """
     version = body.get("schemaVersion")
     if not is_int(version) or version != 2:
-        fail(f"schemaVersion must be 2 for {declared}, got {version!r}")
+        fail(f"schemaVersion must be 2 for {declared}, got {echo(version)}")
     if "mediaType" in body:
         body_type = body["mediaType"]
         if not isinstance(body_type, str):
             fail("'mediaType' must be a string")
         if body_type != declared:
-            fail(f"manifest mediaType {body_type!r} does not match declared type {declared!r}")
+            fail(f"manifest mediaType {echo(body_type)} does not match declared type {declared!r}")
     if declared in IMAGE_TYPES:
         stray = [key for key in _INDEX_ONLY_KEYS if key in body]
         if stray:

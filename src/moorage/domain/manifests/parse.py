@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from moorage.domain.echo import echo
 from moorage.domain.manifests._fields import check_nesting, fail, load_object
 from moorage.domain.manifests.model import ParsedManifest
 from moorage.domain.manifests.oci import IMAGE_TYPES, INDEX_TYPES, parse_v2
@@ -28,7 +29,7 @@ def parse_manifest(
     An unsupported ``digest_algorithm`` raises ``InvalidDigestError``.
     """
     if media_type not in IMAGE_TYPES | INDEX_TYPES | SCHEMA1_DECLARED_TYPES:
-        fail(f"unsupported manifest media type {media_type!r}")
+        fail(f"unsupported manifest media type {echo(media_type)}")
     raw = bytes(data)
     body = load_object(raw)
     if media_type in SCHEMA1_DECLARED_TYPES:
