@@ -226,3 +226,35 @@ def test_a_request_that_never_ends_is_aborted_and_the_session_kept(tmp_path: Pat
         status = httpx.get(f"{server.base_url}{location}")
         assert status.status_code == 204, status.text
         assert status.headers["Range"] == "0-999"
+
+
+@pytest.mark.parametrize("delay_s", [0.2, 0.5])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_supervisor_starts_stops_it_cleanly(
+    tmp_path: Path, signum: int, delay_s: float
+) -> None:
+    """Between the exec and granian's own handlers (imports, preloading for two workers)."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--workers", "2"],
+            env=clean_env({"MOORAGE_DATA_DIR": str(tmp_path / "data")}),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, port, log)
+    try:
+        cmdline = Path(f"/proc/{process.pid}/cmdline")
+        deadline = time.monotonic() + 30
+        while b"moorage.cli.supervise" not in cmdline.read_bytes():
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.005)
+        time.sleep(delay_s)
+        _signal_and_wait(server, signum, 3, group=True)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

@@ -186,10 +186,11 @@ class SignalSafeEvent:
                 pass
 
 
-def build_server(spec: dict[str, Any]) -> Any:
+def build_server(spec: dict[str, Any], stop_requested: SignalSafeEvent | None = None) -> Any:
     """The granian server for ``spec`` (not started): workers accept on the listening socket
     that ``moorage serve`` bound and passed down as ``spec["fd"]``, and the main loop is
-    woken by a :class:`SignalSafeEvent`."""
+    woken by a :class:`SignalSafeEvent`. If ``stop_requested`` is set once granian has
+    installed its signal handlers, the server stops at once (a signal came before them)."""
     # Granian imports these whenever they are installed, yet it never uses anyio, and Moorage
     # runs no reloader (watchfiles) and reads no .env file (dotenv): ~2 MB in every process.
     # Not uvloop: granian registers the loops it can build at import, and workers inherit that.
@@ -205,6 +206,11 @@ def build_server(spec: dict[str, Any]) -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.main_loop_interrupt = SignalSafeEvent()  # type: ignore[assignment]
+
+        def startup(self, *args: Any, **kwargs: Any) -> None:
+            super().startup(*args, **kwargs)  # type: ignore[no-untyped-call]
+            if stop_requested is not None and stop_requested.is_set():
+                self.signal_handler_interrupt()  # type: ignore[no-untyped-call]
 
         def _init_shared_socket(self) -> None:
             if listen_fd is None:
@@ -242,8 +248,14 @@ def build_server(spec: dict[str, Any]) -> Any:
 
 
 def supervise(spec: dict[str, Any]) -> None:
+    # A SIGTERM/SIGINT before granian's handlers exist (while granian and, with several
+    # workers, the application are imported) is kept for granian's loop, which then stops at
+    # once: no KeyboardInterrupt traceback, and the metrics directory is still removed.
+    stop_requested = SignalSafeEvent()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop_requested.set())
     workers = int(spec["workers"])
-    server = build_server(spec)
+    server = build_server(spec, stop_requested)
     # Forks, not spawned interpreters: measured over the whole tree, a fork worker is ~4 MB
     # smaller in RSS (less in PSS: the supervisor's pages are shared, not rebuilt) and no
     # resource_tracker process (~12 MB) is started. The supervisor has imported granian only,
