@@ -225,6 +225,7 @@ def start_moorage(workdir: Path, workers: int) -> Server:
         if not key.startswith("MOORAGE_") and key != "PROMETHEUS_MULTIPROC_DIR"
     }
     env["MOORAGE_LOG_LEVEL"] = "warning"
+    env.setdefault("MOORAGE_AUTH__ENABLED", "false")  # open, as the reference runs
     return _launch(MOORAGE, argv, root, env, port)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from support import pgserver
 
 POSTGRES_URL_ENV = "MOORAGE_TEST_POSTGRES_URL"
+OPEN_REGISTRY_ENV = "MOORAGE_AUTH__ENABLED"
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +32,8 @@ def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("MOORAGE_") and not key.startswith("MOORAGE_TEST_"):
             monkeypatch.delenv(key)
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # The protocol suites speak to an open registry; the access suites turn auth on.
+    monkeypatch.setenv(OPEN_REGISTRY_ENV, "false")
 
 
 def _no_postgres(reason: str) -> None:

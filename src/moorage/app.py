@@ -276,6 +276,7 @@ def build(settings: Settings) -> Application:
         body_idle_timeout_s=settings.upload_body_idle_timeout_s,
         upload_threads=ThreadPool(settings.upload_threads),
         auth=auth,
+        authorizer=permissions,
     )
     verify = VerifyJob(StorageVerifier(model, locations), settings.data_dir / CHECKPOINT_FILE)
     log.info("application built", settings=settings.redacted())

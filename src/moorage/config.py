@@ -458,6 +458,11 @@ class Settings(BaseSettings):
         root = data_dir / "storage" if root is None else root.expanduser().resolve()
         object.__setattr__(self, "storage", self.storage.model_copy(update={"root": root}))
         _check_directories(self, database_given=database_given)
+        if not self.auth.enabled and not ipaddress.ip_address(self.host).is_loopback:
+            raise NestedKeyError(
+                "auth.enabled",
+                f"an open registry (no auth) listens on loopback only, not on {self.host}",
+            )
         memory = [name for name, loc in self.storage.locations.items() if loc.driver == "memory"]
         if memory and self.workers > 1:
             raise NestedKeyError(

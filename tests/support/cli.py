@@ -19,6 +19,7 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The current environment minus MOORAGE_* settings (so the developer's own do not leak)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MOORAGE_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["MOORAGE_AUTH__ENABLED"] = "false"  # an open registry unless a test asks for auth
     env.update(extra or {})
     return env
 

@@ -176,6 +176,7 @@ def _server_env() -> dict[str, str]:
     """The current environment minus MOORAGE_* settings (the developer's own must not leak)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOORAGE_", "REGISTRY_"))}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["MOORAGE_AUTH__ENABLED"] = "false"  # an open registry: the protocol suites
     return env
 
 

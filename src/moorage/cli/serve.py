@@ -38,8 +38,17 @@ def serve(
             help="Share the port with other servers started with --reuse-port (SO_REUSEPORT).",
         ),
     ] = None,
+    open_registry: Annotated[
+        bool,
+        typer.Option(
+            "--open",
+            help="No authentication at all, for local development (loopback hosts only).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the registry API (flags override MOORAGE_* variables and the config file)."""
+    if open_registry:  # through the environment, so the workers see it too
+        os.environ[f"{ENV_PREFIX}AUTH__ENABLED"] = "false"
     flags = {
         "host": host,
         "port": port,

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from moorage.http.health import HealthCheck
 from moorage.observability import Metrics
 from moorage.services.logins import AuthServices
+from moorage.services.permissions import PermissionService
 from moorage.services.registry import RegistryServices
 
 
@@ -46,6 +47,8 @@ class HttpContext:
     upload_threads: ThreadPool = field(default_factory=lambda: ThreadPool(64))
     # The token service, login checks and realm (None: no token endpoint, every route open).
     auth: AuthServices | None = None
+    # Answers for Basic and anonymous callers what each scope allows (bearer tokens carry it).
+    authorizer: PermissionService | None = None
 
 
 def get_context(request: Request) -> HttpContext:

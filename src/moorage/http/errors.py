@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from moorage.domain import errors as domain
 from moorage.domain.echo import ECHO_LIMIT
 from moorage.domain.manifests import ManifestUnverifiedError
+from moorage.http.access import AuthenticationRequiredError
 from moorage.observability import get_logger
 
 log = get_logger(__name__)
@@ -171,6 +172,13 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
     return error_response(status, code, str(exc), detail, _extra_headers(request, exc))
 
 
+async def handle_authentication_required(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthenticationRequiredError)
+    return error_response(
+        401, ErrorCode.UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": exc.challenge}
+    )
+
+
 async def handle_http_exception(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_STATUS_CODES.get(exc.status_code, ErrorCode.UNKNOWN)
@@ -184,6 +192,7 @@ async def handle_unexpected(_request: Request, _exc: Exception) -> Response:
 
 
 EXCEPTION_HANDLERS = {
+    AuthenticationRequiredError: handle_authentication_required,
     RegistryError: handle_registry_error,
     domain.MoorageError: handle_domain_error,
     HTTPException: handle_http_exception,

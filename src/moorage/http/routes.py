@@ -1,6 +1,7 @@
 """The route table: every HTTP route with its method, path, endpoint and required access.
 
-Later issues add the registry API here; authorization reads ``access`` per route, and read-only
+The seam (``http/access.py``) admits every caller for its route's ``access`` before the
+endpoint runs, and the access also decides how the route resolves its repository; read-only
 mode drops the routes that write.
 """
 
@@ -8,31 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from moorage.http import system
+from moorage.http.access import Access, guarded
 from moorage.http.auth import token
 from moorage.http.v2 import base, blobs, listing, manifests, uploads
 
 Endpoint = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
-
-
-class Access(Enum):
-    """What a caller needs on the addressed repository (or registry) to use a route."""
-
-    NONE = "none"  # no repository permission (ping, health, metrics)
-    PULL = "pull"
-    PUSH = "push"
-    DELETE = "delete"
-    CATALOG = "catalog"  # the registry-wide repository listing
-
-    @property
-    def writes(self) -> bool:
-        return self in (Access.PUSH, Access.DELETE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +37,9 @@ _UPLOAD = "/v2/{name:path}/blobs/uploads/{upload_id}"
 _BLOB = "/v2/{name:path}/blobs/{digest}"
 
 ROUTES: tuple[RouteSpec, ...] = (
-    RouteSpec("GET", "/v2/", base.api_check, Access.NONE, "v2.base"),
+    RouteSpec("GET", "/v2/", base.api_check, Access.LOGIN, "v2.base"),
     # Some clients ping without the trailing slash; answer rather than redirect.
-    RouteSpec("GET", "/v2", base.api_check, Access.NONE, "v2.base.no_slash"),
+    RouteSpec("GET", "/v2", base.api_check, Access.LOGIN, "v2.base.no_slash"),
     RouteSpec("GET", "/healthz", system.healthz, Access.NONE, "healthz"),
     RouteSpec("GET", "/metrics", system.metrics, Access.NONE, "metrics"),
     # The token endpoint (the challenges' realm); it checks credentials itself.
@@ -63,10 +50,10 @@ ROUTES: tuple[RouteSpec, ...] = (
     # specific patterns (tags, manifests, uploads) come before blobs/<digest>.
     RouteSpec("GET", "/v2/{name:path}/tags/list", listing.list_tags, Access.PULL, "v2.tags"),
     RouteSpec("GET", _MANIFEST, manifests.get_manifest, Access.PULL, "v2.manifest"),
-    RouteSpec("PUT", _MANIFEST, manifests.put_manifest, Access.PUSH, "v2.manifest.put"),
+    RouteSpec("PUT", _MANIFEST, manifests.put_manifest, Access.CREATE, "v2.manifest.put"),
     RouteSpec("DELETE", _MANIFEST, manifests.delete_manifest, Access.DELETE, "v2.manifest.delete"),
-    RouteSpec("POST", _UPLOADS, uploads.start_upload, Access.PUSH, "v2.upload.start"),
-    RouteSpec("POST", _UPLOADS[:-1], uploads.start_upload, Access.PUSH, "v2.upload.start_"),
+    RouteSpec("POST", _UPLOADS, uploads.start_upload, Access.CREATE, "v2.upload.start"),
+    RouteSpec("POST", _UPLOADS[:-1], uploads.start_upload, Access.CREATE, "v2.upload.start_"),
     RouteSpec("GET", _UPLOAD, uploads.upload_status, Access.PUSH, "v2.upload.status"),
     RouteSpec("PATCH", _UPLOAD, uploads.patch_upload, Access.PUSH, "v2.upload.patch"),
     RouteSpec("PUT", _UPLOAD, uploads.finish_upload, Access.PUSH, "v2.upload.finish"),
@@ -83,7 +70,12 @@ ROUTES: tuple[RouteSpec, ...] = (
 def starlette_routes(specs: Iterable[RouteSpec], *, read_only: bool) -> list[Route]:
     """Starlette routes for the table; GET routes answer HEAD as well."""
     return [
-        Route(spec.path, spec.endpoint, methods=[spec.method], name=spec.name)
+        Route(
+            spec.path,
+            spec.endpoint if spec.access is Access.NONE else guarded(spec.endpoint, spec.access),
+            methods=[spec.method],
+            name=spec.name,
+        )
         for spec in specs
         if not (read_only and spec.access.writes)
     ]

@@ -11,6 +11,7 @@ from moorage.domain.errors import BlobNotFoundError, ManifestError, OperationUns
 from moorage.domain.records import Blob, RepositoryReference
 from moorage.model.interface import RegistryModel
 from moorage.observability import get_logger
+from moorage.services.reads import pure_read
 from moorage.storage import ObjectNotFoundError, StorageDriver, StorageLocations, keys
 
 log = get_logger(__name__)
@@ -44,6 +45,7 @@ class BlobService:
         self.link_expiration_s = link_expiration_s
         self.redirect_expiration_s = redirect_expiration_s
 
+    @pure_read
     def stat(self, repository: RepositoryReference, digest: str) -> Blob:
         """The blob, if some configured location holds it: a blob whose copies were all
         quarantined (``storage verify``) answers 404, so clients upload it again."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from moorage.domain.digest import Digest
 from moorage.domain.records import Manifest, RepositoryReference
 from moorage.model.interface import RegistryModel
+from moorage.services.reads import pure_read
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class ListingService:
         items = names[:size]
         return Page(items, items[-1] if more and items else None)
 
+    @pure_read
     def tags(self, repository: RepositoryReference, n: int | None, last: str | None) -> Page:
         """Byte-wise ordered; without ``n`` the first ``page_cap`` names and a ``Link``."""
         if n == 0:
@@ -39,11 +42,22 @@ class ListingService:
         names = self.model.list_tag_names(repository, after=last or None, limit=limit)
         return self._page(names, n, limit)
 
-    def catalog(self, n: int | None, last: str | None) -> Page:
+    @pure_read
+    def catalog(
+        self,
+        n: int | None,
+        last: str | None,
+        readable: Callable[[str | None, int], list[str]] | None = None,
+    ) -> Page:
+        """Every repository, or with ``readable(after, limit)`` only those it lists (the
+        ones the caller may pull), in the same order and paging."""
         if n == 0:
             return Page([], None)
         limit = (self.page_cap if n is None else n) + 1
-        names = self.model.list_repository_names(after=last or None, limit=limit)
+        if readable is not None:
+            names = readable(last or None, limit)
+        else:
+            names = self.model.list_repository_names(after=last or None, limit=limit)
         return self._page(names, n, limit)
 
     def referrers(

@@ -43,6 +43,7 @@ from moorage.domain.names import split_full_name, validate_tag_name
 from moorage.domain.records import Manifest, RepositoryReference
 from moorage.model.interface import RegistryModel
 from moorage.services.blobs import BlobService
+from moorage.services.reads import pure_read
 from moorage.services.uploads import UploadService
 
 APPLICATION_JSON = "application/json"
@@ -241,6 +242,29 @@ class ManifestService:
         )
 
     # -- pull ----------------------------------------------------------------------------
+
+    @pure_read
+    def get_stored(
+        self, repository: RepositoryReference, reference: str, accepted: Iterable[str]
+    ) -> ManifestBody | None:
+        """The common GET answered by reads alone: by digest, or a tag whose stored bytes
+        (or, for a list, whose linux/amd64 child) the client accepts. None when answering
+        needs more (an expired tag, a backfill, a schema 1 rendering): ask ``get``."""
+        if is_digest_reference(reference):
+            return self.get(repository, reference, accepted)
+        accept = frozenset(accepted)
+        try:
+            validate_tag_name(reference)
+        except InvalidNameError:
+            raise ManifestNotFoundError(f"manifest unknown: {reference}") from None
+        manifest = self.model.lookup_tagged_manifest(repository, reference)
+        if manifest is None:
+            return None
+        if not accept or "*/*" in accept or manifest.media_type in accept:
+            return ManifestBody(
+                manifest.internal_manifest_bytes, manifest.media_type, manifest.digest
+            )
+        return None
 
     def get(
         self, repository: RepositoryReference, reference: str, accepted: Iterable[str]

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
+from enum import Enum
 
 from moorage.domain.errors import (
     AccessDeniedError,
     DataModelError,
+    InvalidNameError,
     OperationUnsupportedError,
     RepositoryNotFoundError,
 )
 from moorage.domain.names import split_full_name
 from moorage.domain.records import RepositoryKind, RepositoryReference, RepositoryState
 from moorage.model.interface import RegistryModel
+from moorage.services.reads import pure_read
+
+
+class Resolution(Enum):
+    """How a request finds its repository: the one thing its declared access decides."""
+
+    READ = "read"  # an existing repository, to read
+    WRITE = "write"  # an existing repository, to write (never created)
+    CREATE = "create"  # to push into, created with its namespace on first push
 
 
 class RepositoryResolver:
@@ -35,6 +47,29 @@ class RepositoryResolver:
             )
         return repository
 
+    def resolve(
+        self,
+        full_name: str,
+        resolution: Resolution,
+        on_created: Callable[[RepositoryReference], None] | None = None,
+    ) -> RepositoryReference:
+        if resolution is Resolution.READ:
+            return self.for_read(full_name)
+        if resolution is Resolution.WRITE:
+            return self.for_existing_write(full_name)
+        return self.for_write(full_name, on_created)
+
+    @pure_read
+    def namespace_disabled(self, full_name: str) -> bool:
+        """Whether the name's namespace exists and is disabled (a malformed name: False)."""
+        try:
+            namespace, _name = split_full_name(full_name, library=self.library_support)
+        except InvalidNameError:
+            return False
+        found = self.model.get_namespace(namespace)
+        return found is not None and not found.enabled
+
+    @pure_read
     def for_read(self, full_name: str) -> RepositoryReference:
         namespace, name = split_full_name(full_name, library=self.library_support)
         repository = self.model.lookup_repository(namespace, name)
@@ -45,17 +80,31 @@ class RepositoryResolver:
             raise RepositoryNotFoundError(f"repository name not known to registry: {full_name}")
         return self._checked(repository)
 
-    def for_write(self, full_name: str) -> RepositoryReference:
-        """The repository to push into, created (with its namespace) on first push."""
+    def for_existing_write(self, full_name: str) -> RepositoryReference:
+        """An existing repository to write into (upload sessions, deletes): a missing one
+        is NAME_UNKNOWN and is not created."""
+        return self._writable(self.for_read(full_name))
+
+    def for_write(
+        self, full_name: str, on_created: Callable[[RepositoryReference], None] | None = None
+    ) -> RepositoryReference:
+        """The repository to push into, created (with its namespace) on first push;
+        ``on_created`` is told when this call created it."""
         namespace, name = split_full_name(full_name, library=self.library_support)
         repository = self.model.lookup_repository(namespace, name)
         if repository is None:
             if not self.create_on_push:
                 raise RepositoryNotFoundError(f"repository name not known to registry: {full_name}")
             repository = self._create(namespace, name)
-        repository = self._checked(repository)
+            if on_created is not None:
+                on_created(repository)
+        return self._writable(self._checked(repository))
+
+    def _writable(self, repository: RepositoryReference) -> RepositoryReference:
         if repository.state is not RepositoryState.NORMAL:
-            raise AccessDeniedError(f"{full_name} is {repository.state.name.lower()}: no pushes")
+            raise AccessDeniedError(
+                f"{repository.full_name} is {repository.state.name.lower()}: no pushes"
+            )
         return repository
 
     def _create(self, namespace: str, name: str) -> RepositoryReference:

@@ -27,10 +27,10 @@ async def get_blob(request: Request) -> Response:
     blobs = services(request).blobs
     if request.method == "HEAD" and "range" not in request.headers:
         # The record answers a HEAD: no storage round trip (a HEAD never redirects).
-        blob = await on_repository(request, False, blobs.stat, digest)
+        blob = await on_repository(request, blobs.stat, digest)
         headers = {**_headers(digest), "Content-Length": str(blob.compressed_size or 0)}
         return Response(b"", headers=headers)
-    content = await on_repository(request, False, blobs.content, digest)
+    content = await on_repository(request, blobs.content, digest)
     headers = _headers(content.digest)
     wanted = parse_byte_range(request.headers.get("range"), content.size)
     if wanted is False:
@@ -62,7 +62,5 @@ async def get_blob(request: Request) -> Response:
 
 
 async def delete_blob(request: Request) -> Response:
-    await on_repository(
-        request, True, services(request).blobs.unlink, request.path_params["digest"]
-    )
+    await on_repository(request, services(request).blobs.unlink, request.path_params["digest"])
     return empty(202)

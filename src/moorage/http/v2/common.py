@@ -17,8 +17,11 @@ from starlette.types import Receive, Scope, Send
 
 from moorage.domain.errors import OperationUnsupportedError, RequestBodyError
 from moorage.domain.records import RepositoryReference
+from moorage.http.access import Access, caller_of, route_access
 from moorage.http.context import get_context
+from moorage.services.reads import is_pure_read
 from moorage.services.registry import RegistryServices
+from moorage.services.repositories import Resolution
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,20 +41,45 @@ async def call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
     return await run_in_threadpool(function, *args, **kwargs)
 
 
-async def repository(request: Request, *, write: bool) -> RepositoryReference:
-    resolver = services(request).repositories
+_RESOLUTIONS = {
+    Access.PULL: Resolution.READ,
+    Access.PUSH: Resolution.WRITE,
+    Access.DELETE: Resolution.WRITE,
+    Access.CREATE: Resolution.CREATE,
+}
+
+
+def _resolver(request: Request) -> Callable[[], RepositoryReference]:
+    """The URL's repository, found as the route's declared access says: read or write an
+    existing one, or create it on push (and make its creator its admin)."""
+    resolution = _RESOLUTIONS[route_access(request)]
+    repositories = services(request).repositories
     name = request.path_params["name"]
-    return await call(resolver.for_write if write else resolver.for_read, name)
+    on_created = None
+    caller = caller_of(request)
+    authorizer = get_context(request).authorizer
+    if resolution is Resolution.CREATE and authorizer is not None and not caller.open:
+
+        def on_created(repository: RepositoryReference) -> None:
+            authorizer.repository_created(caller.principal, repository)
+
+    return lambda: repositories.resolve(name, resolution, on_created)
+
+
+async def repository(request: Request) -> RepositoryReference:
+    resolve = _resolver(request)
+    if get_context(request).inline_reads and route_access(request) is Access.PULL:
+        return resolve()  # a pure read (RepositoryResolver.for_read)
+    return await run_in_threadpool(resolve)
 
 
 async def on_repository(
     request: Request,
-    write: bool,
     function: Callable[Concatenate[RepositoryReference, P], T],
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> T:
-    return await _on_repository(request, write, None, function, *args, **kwargs)
+    return await _on_repository(request, None, function, *args, **kwargs)
 
 
 async def streaming_on_repository(
@@ -64,29 +92,28 @@ async def streaming_on_repository(
     on threads of its own (``HttpContext.upload_threads``), so clients that send slowly can
     hold only those, never the threads every other request needs."""
     limiter = get_context(request).upload_threads.limiter()
-    return await _on_repository(request, True, limiter, function, *args, **kwargs)
+    return await _on_repository(request, limiter, function, *args, **kwargs)
 
 
 async def _on_repository(
     request: Request,
-    write: bool,
     limiter: anyio.CapacityLimiter | None,
     function: Callable[Concatenate[RepositoryReference, P], T],
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> T:
     """Resolves the URL's repository and runs ``function`` on it, in one worker-thread hop
-    (each hop costs more than a small request's whole database work). Reads on the embedded
-    SQLite database run on the event loop itself: they take microseconds, never wait on a
-    lock in WAL mode, and a thread hop (with the GIL handover it needs) costs more."""
-    resolver = services(request).repositories
-    name = request.path_params["name"]
+    (each hop costs more than a small request's whole database work). A pull whose call is
+    a declared pure database read (``services.reads``) runs on the event loop itself on the
+    embedded SQLite database: it takes microseconds, never waits on a lock in WAL mode, and a
+    thread hop (with the GIL handover it needs) costs more."""
+    resolve = _resolver(request)
 
     def work() -> T:
-        found = resolver.for_write(name) if write else resolver.for_read(name)
-        return function(found, *args, **kwargs)
+        return function(resolve(), *args, **kwargs)
 
-    if not write and get_context(request).inline_reads:
+    context = get_context(request)
+    if context.inline_reads and route_access(request) is Access.PULL and is_pure_read(function):
         return work()
     if limiter is not None:
         return await anyio.to_thread.run_sync(work, limiter=limiter)

@@ -12,6 +12,8 @@ from starlette.responses import Response
 from moorage.domain.digest import Digest
 from moorage.domain.errors import RepositoryNotFoundError
 from moorage.domain.media_types import OCI_IMAGE_INDEX
+from moorage.http.access import caller_of
+from moorage.http.context import get_context
 from moorage.http.inputs import parse_count
 from moorage.http.v2.common import call, on_repository, repository, services
 from moorage.services.listing import Page
@@ -33,9 +35,7 @@ def _link(path: str, n: int | None, page: Page) -> dict[str, str]:
 async def list_tags(request: Request) -> Response:
     registry = services(request)
     n = parse_count(request.query_params.get("n"), limit=registry.listing.page_cap)
-    page = await on_repository(
-        request, False, registry.listing.tags, n, request.query_params.get("last")
-    )
+    page = await on_repository(request, registry.listing.tags, n, request.query_params.get("last"))
     name = request.path_params["name"]
     return _json({"name": name, "tags": page.items}, _link(f"/v2/{name}/tags/list", n, page))
 
@@ -43,7 +43,14 @@ async def list_tags(request: Request) -> Response:
 async def catalog(request: Request) -> Response:
     registry = services(request)
     n = parse_count(request.query_params.get("n"), limit=registry.listing.page_cap)
-    page = await call(registry.listing.catalog, n, request.query_params.get("last"))
+    caller, authorizer = caller_of(request), get_context(request).authorizer
+    readable = None
+    if not caller.open and authorizer is not None:
+
+        def readable(after: str | None, limit: int) -> list[str]:
+            return authorizer.readable_repositories(caller.principal, after, limit)
+
+    page = await call(registry.listing.catalog, n, request.query_params.get("last"), readable)
     return _json({"repositories": page.items}, _link("/v2/_catalog", n, page))
 
 
@@ -55,7 +62,7 @@ async def referrers(request: Request) -> Response:
     Digest.parse(digest)
     artifact_type = request.query_params.get("artifactType")
     try:
-        repo = await repository(request, write=False)
+        repo = await repository(request)
     except RepositoryNotFoundError:
         found: list[dict[str, Any]] = []
     else:

@@ -25,13 +25,13 @@ def accepted_types(request: Request) -> set[str]:
 
 
 async def get_manifest(request: Request) -> Response:
-    body = await on_repository(
-        request,
-        False,
-        services(request).manifests.get,
-        request.path_params["reference"],
-        accepted_types(request),
-    )
+    manifests = services(request).manifests
+    reference, accepted = request.path_params["reference"], accepted_types(request)
+    # Reads alone answer the common GET (on the event loop with SQLite); the rest (expired
+    # tags, backfills, schema 1 renderings) may write, so they go to a thread.
+    body = await on_repository(request, manifests.get_stored, reference, accepted)
+    if body is None:
+        body = await on_repository(request, manifests.get, reference, accepted)
     etag = f'"{body.digest}"'
     headers = {
         "Content-Type": body.media_type,
@@ -81,7 +81,7 @@ async def put_manifest(request: Request) -> Response:
         check_json_nesting(body)  # before anything sniffs it with a recursive parser
         return manifests.push(repo, reference, body, content_type, tags)
 
-    result = await on_repository(request, True, push)
+    result = await on_repository(request, push)
     headers = {
         "Location": f"/v2/{request.path_params['name']}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,
@@ -95,6 +95,6 @@ async def put_manifest(request: Request) -> Response:
 
 async def delete_manifest(request: Request) -> Response:
     await on_repository(
-        request, True, services(request).manifests.delete, request.path_params["reference"]
+        request, services(request).manifests.delete, request.path_params["reference"]
     )
     return empty(202)

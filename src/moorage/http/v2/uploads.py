@@ -8,8 +8,10 @@ from typing import TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
+from moorage.domain.access import Action, repository_scope
 from moorage.domain.errors import MoorageError, UploadRangeError
 from moorage.domain.records import Blob, RepositoryReference
+from moorage.http.access import caller_of, permits
 from moorage.http.v2.common import (
     Body,
     body_source,
@@ -55,14 +57,18 @@ def _blob_created(name: str, digest: str) -> Response:
 
 
 def _client(request: Request) -> str | None:
-    """Who opens a session, for the per-client cap: the peer's address."""
+    """Who opens a session, for the per-client cap: the account when the caller has one,
+    else the peer's address."""
+    principal = caller_of(request).principal
+    if principal.name:
+        return f"{principal.kind.value}:{principal.name}"
     return request.client.host if request.client is not None else None
 
 
 async def _with_body(request: Request, body: Body, work: Callable[[RepositoryReference], T]) -> T:
     if body.streams:
         return await streaming_on_repository(request, work)
-    return await on_repository(request, True, work)
+    return await on_repository(request, work)
 
 
 async def start_upload(request: Request) -> Response:
@@ -82,6 +88,12 @@ async def start_upload(request: Request) -> Response:
         blob = await _with_body(request, body, whole)
         return _blob_created(name, blob.digest or digest)
     mount, source_name = query.get("mount"), query.get("from")
+    if (
+        mount
+        and source_name
+        and not await permits(request, repository_scope(source_name, Action.PULL))
+    ):
+        mount = None  # a source the caller may not read: a plain upload, revealing nothing
 
     def start(repo: RepositoryReference) -> Response:
         if mount and source_name:
@@ -95,12 +107,12 @@ async def start_upload(request: Request) -> Response:
         progress = registry.uploads.start(repo, client)
         return empty(202, upload_headers(name, progress.upload_id, progress.size))
 
-    return await on_repository(request, True, start)
+    return await on_repository(request, start)
 
 
 async def upload_status(request: Request) -> Response:
     upload_id = request.path_params["upload_id"]
-    progress = await on_repository(request, True, services(request).uploads.status, upload_id)
+    progress = await on_repository(request, services(request).uploads.status, upload_id)
     return empty(204, upload_headers(request.path_params["name"], upload_id, progress.size))
 
 
@@ -141,5 +153,5 @@ async def finish_upload(request: Request) -> Response:
 
 async def cancel_upload(request: Request) -> Response:
     upload_id = request.path_params["upload_id"]
-    await on_repository(request, True, services(request).uploads.cancel, upload_id)
+    await on_repository(request, services(request).uploads.cancel, upload_id)
     return empty(204)

@@ -1,0 +1,231 @@
+"""The access seam: every request is authenticated and authorized here, once, before any
+handler work, from the access its route declares (``routes.Access``).
+
+Credentials: a bearer token (verified offline, cached by its hash until it expires), Basic
+credentials (checked by the throttled login service, remembered briefly), or none (anonymous).
+What a route needs is one resource scope (``repository:<name>:pull`` and so on); a caller
+without it gets 401 with a challenge naming that scope, whatever the repository's existence,
+so private names never leak. A refusal no token can fix (a disabled namespace, read-only mode)
+is the handler's 403.
+
+With auth off (``auth.enabled: false``, loopback only) every caller may do everything.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from moorage.domain.access import (
+    ANONYMOUS,
+    CATALOG_SCOPE,
+    REPOSITORY,
+    Action,
+    Grant,
+    Principal,
+    PrincipalKind,
+    ResourceScope,
+    repository_scope,
+)
+from moorage.domain.errors import AccessDeniedError
+from moorage.http.auth.challenges import challenge_for
+from moorage.http.auth.credentials import (
+    MalformedCredentialsError,
+    basic_credentials,
+    bearer_token,
+    client_address,
+)
+from moorage.http.context import get_context
+from moorage.services.auth_contracts import Authorizer
+from moorage.services.logins import AuthServices
+from moorage.services.tokens import InvalidTokenError
+
+Endpoint = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
+_ACCESS = "moorage.access"
+_CALLER = "moorage.caller"
+# Anyone while auth is off: may do everything, owns nothing.
+OPEN_CALLER_PRINCIPAL = Principal(PrincipalKind.USER, "", superuser=True)
+
+
+class Access(Enum):
+    """What a caller needs on the addressed repository (or registry) to use a route; also
+    how the route resolves its repository (see ``Access.resolution``)."""
+
+    NONE = "none"  # no permission at all (health, metrics, the token endpoint)
+    LOGIN = "login"  # any valid credentials, or none when anonymous pulls are possible (/v2/)
+    PULL = "pull"  # read an existing repository
+    PUSH = "push"  # write into an existing repository (upload sessions)
+    CREATE = "create"  # write, creating the repository on first push (upload start, manifest)
+    DELETE = "delete"  # delete from an existing repository
+    CATALOG = "catalog"  # the registry-wide repository listing
+
+    @property
+    def writes(self) -> bool:
+        return self in (Access.PUSH, Access.CREATE, Access.DELETE)
+
+    @property
+    def action(self) -> Action | None:
+        return _ACTIONS.get(self)
+
+
+_ACTIONS = {
+    Access.PULL: Action.PULL,
+    Access.PUSH: Action.PUSH,
+    Access.CREATE: Action.PUSH,
+    Access.DELETE: Action.DELETE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking. ``grant`` is a bearer token's access claim; without one (Basic
+    credentials, anonymous) each scope is asked of the authorizer."""
+
+    principal: Principal
+    grant: Grant | None = None
+    open: bool = False
+    presented_credentials: bool = False
+
+
+class AuthenticationRequiredError(Exception):
+    """401 with a ``WWW-Authenticate`` challenge (the error table answers it)."""
+
+    def __init__(self, message: str, challenge: str) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+def guarded(endpoint: Endpoint, access: Access) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` behind the seam: the caller is admitted for ``access`` first."""
+
+    async def admitted(request: Request) -> Response:
+        request.scope[_ACCESS] = access
+        await admit(request, access)
+        response = endpoint(request)
+        return await response if inspect.isawaitable(response) else response
+
+    admitted.__name__ = getattr(endpoint, "__name__", "endpoint")
+    return admitted
+
+
+def route_access(request: Request) -> Access:
+    """The access the request's route declared (PULL for anything outside the seam)."""
+    access = request.scope.get(_ACCESS, Access.PULL)
+    assert isinstance(access, Access)
+    return access
+
+
+def caller_of(request: Request) -> Caller:
+    caller = request.scope.get(_CALLER)
+    if caller is None:
+        return Caller(OPEN_CALLER_PRINCIPAL, open=True)
+    assert isinstance(caller, Caller)
+    return caller
+
+
+async def admit(request: Request, access: Access) -> None:
+    context = get_context(request)
+    auth, authorizer = context.auth, context.authorizer
+    if auth is None or not auth.enabled or authorizer is None:
+        request.scope[_CALLER] = Caller(OPEN_CALLER_PRINCIPAL, open=True)
+        return
+    if access is Access.NONE:
+        return
+    caller = await _authenticate(request, auth)
+    request.scope[_CALLER] = caller
+    scope = _needed_scope(request, access)
+    if scope is None:  # /v2/: whoever has credentials; anonymous callers learn the realm
+        if caller.principal.is_anonymous and not caller.presented_credentials:
+            raise AuthenticationRequiredError(
+                "authentication required", challenge_for(request, auth)
+            )
+        return
+    if not await _allows(request, caller, scope, authorizer):
+        await _refuse_disabled_namespace(request, scope)
+        needed = _challenge_scope(access, scope)
+        error = "insufficient_scope" if caller.presented_credentials else None
+        raise AuthenticationRequiredError(
+            "authentication required" if error is None else "not authorized for this",
+            challenge_for(request, auth, [needed], error),
+        )
+
+
+async def _refuse_disabled_namespace(request: Request, scope: ResourceScope) -> None:
+    """A disabled namespace is a refusal no token can fix: 403 DENIED, not a challenge."""
+    registry = get_context(request).registry
+    if scope.type != REPOSITORY or registry is None:
+        return
+    if await run_in_threadpool(registry.repositories.namespace_disabled, scope.name):
+        raise AccessDeniedError("the namespace is disabled")
+
+
+async def permits(request: Request, scope: ResourceScope) -> bool:
+    """Whether the admitted caller may use ``scope`` too (a mount's source repository)."""
+    context = get_context(request)
+    caller = caller_of(request)
+    if caller.open or context.authorizer is None:
+        return True
+    return await _allows(request, caller, scope, context.authorizer)
+
+
+async def _authenticate(request: Request, auth: AuthServices) -> Caller:
+    try:
+        token = bearer_token(request)
+        basic = None if token is not None else basic_credentials(request)
+    except MalformedCredentialsError:
+        raise AuthenticationRequiredError(
+            "malformed credentials", challenge_for(request, auth, error="invalid_request")
+        ) from None
+    if token is not None:
+        try:
+            grant = auth.tokens.verify(token)
+        except InvalidTokenError as refused:
+            raise AuthenticationRequiredError(
+                f"invalid token: {refused}", challenge_for(request, auth, error="invalid_token")
+            ) from None
+        return Caller(grant.principal, grant, presented_credentials=True)
+    if basic is not None:
+        username, password = basic
+        client = client_address(request)
+        principal = await run_in_threadpool(auth.logins.login, username, password, client=client)
+        if principal is None:
+            raise AuthenticationRequiredError(
+                "wrong username or password", challenge_for(request, auth, error="invalid_token")
+            )
+        return Caller(principal, presented_credentials=True)
+    return Caller(ANONYMOUS)
+
+
+def _needed_scope(request: Request, access: Access) -> ResourceScope | None:
+    if access is Access.CATALOG:
+        return CATALOG_SCOPE
+    action = access.action
+    if action is None:
+        return None
+    return repository_scope(request.path_params["name"], action)
+
+
+def _challenge_scope(access: Access, scope: ResourceScope) -> ResourceScope:
+    """What the challenge asks for: pushes ask ``pull,push``, as distribution does (Docker
+    asks both anyway, and a push checks existence with pulls)."""
+    if access in (Access.PUSH, Access.CREATE):
+        return repository_scope(scope.name, Action.PULL, Action.PUSH)
+    return scope
+
+
+async def _allows(
+    request: Request, caller: Caller, scope: ResourceScope, authorizer: Authorizer
+) -> bool:
+    (action,) = scope.actions
+    if caller.grant is not None:
+        return caller.grant.allows(scope.type, scope.name, action)
+    if scope.type == REPOSITORY and caller.principal.superuser:
+        return True
+    permitted = await run_in_threadpool(authorizer.permitted, caller.principal, scope)
+    return action in permitted or Action.ALL.value in permitted
