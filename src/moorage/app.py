@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import secrets
 import sys
 from dataclasses import dataclass
 from functools import partial
@@ -99,6 +100,30 @@ def bootstrap_superuser(settings: Settings, accounts: AccountService) -> bool:
     if created:
         log.info("initial superuser created", user=name)
     return created
+
+
+FIRST_ADMIN = "admin"
+FIRST_ADMIN_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 (a file name)
+
+
+def bootstrap_first_admin(settings: Settings, accounts: AccountService) -> Path | None:
+    """On the very first start with auth on and no account at all (and no
+    ``initial_superuser`` configured): a superuser ``admin`` with a random password, written
+    to ``<data_dir>/initial-admin-password`` (mode 0600), never to a log. The file's path,
+    or None when nothing was done."""
+    if not settings.auth.enabled or settings.initial_superuser is not None:
+        return None
+    if accounts.list_users():
+        return None
+    password = secrets.token_urlsafe(18)
+    if not accounts.ensure_initial_superuser(FIRST_ADMIN, password):
+        return None  # another process made it first
+    path = settings.data_dir / FIRST_ADMIN_PASSWORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(password + "\n")
+    log.info("first superuser created", user=FIRST_ADMIN, password_file=str(path))
+    return path
 
 
 def _account_services(

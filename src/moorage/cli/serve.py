@@ -150,7 +150,12 @@ def _prepare(settings: Settings) -> None:
     """Build the application once before any worker starts: runs the embedded migrations (if
     enabled), reaches the database and every storage location; a bad configuration fails
     here with one clear line (printed by ``moorage.cli.main``)."""
-    from moorage.app import HEALTH_PROBE_KEY, build  # heavy: keeps `moorage --help` quick
+    from moorage.app import (  # heavy: keeps `moorage --help` quick
+        FIRST_ADMIN,
+        HEALTH_PROBE_KEY,
+        bootstrap_first_admin,
+        build,
+    )
     from moorage.storage import StorageError
 
     if not settings.should_migrate_on_start:
@@ -158,6 +163,12 @@ def _prepare(settings: Settings) -> None:
     application = build(settings)
     try:
         application.database.ping()
+        created = bootstrap_first_admin(settings, application.accounts)
+        if created is not None:
+            sys.stderr.write(
+                f"created the superuser {FIRST_ADMIN}: its password is in {created} "
+                "(log in with it, then change it: moorage user set-password)\n"
+            )
         for name in application.locations.names:
             try:
                 application.locations.driver(name).exists(HEALTH_PROBE_KEY)
