@@ -36,7 +36,11 @@ fuzz_settings = settings(settings.get_profile(PROFILE))
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """One registry for the module's examples (state piles up, as on a real server), seeded
     with a repository, blobs, an image, an index and an open upload session."""
-    application = build(load_settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data"))
+    # Session-scoped: built before the per-test environment exists, so open explicitly.
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("fuzz") / "data", auth={"enabled": False}
+    )
+    application = build(settings)
     try:
         with TestClient(application.asgi, raise_server_exceptions=False) as client:
             yield seed_registry(client)
