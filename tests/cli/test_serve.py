@@ -16,10 +16,13 @@ from support.cli import clean_env, running_server
 from support.pgserver import free_port
 
 pytestmark = pytest.mark.slow
+NO_AUTH = {"MOORAGE_AUTH__ENABLED": "false"}  # about serving, not tokens
 
 
 def test_serve_answers_v2_and_healthz(tmp_path: Path) -> None:
-    with running_server("--data-dir", str(tmp_path / "data"), port=free_port()) as base:
+    with running_server(
+        "--data-dir", str(tmp_path / "data"), port=free_port(), env=NO_AUTH
+    ) as base:
         ping = httpx.get(f"{base}/v2/")
         assert ping.status_code == 200
         assert ping.headers["Docker-Distribution-API-Version"] == "registry/2.0"
@@ -32,7 +35,7 @@ def test_serve_answers_v2_and_healthz(tmp_path: Path) -> None:
 
 def test_serve_with_two_workers_shares_metrics(tmp_path: Path) -> None:
     args = ("--workers", "2", "--data-dir", str(tmp_path / "data"))
-    with running_server(*args, port=free_port()) as base:
+    with running_server(*args, port=free_port(), env=NO_AUTH) as base:
         with httpx.Client(base_url=base) as client:
             # Fresh connections spread over the workers; the counts must add up across them.
             for _ in range(10):
@@ -54,7 +57,7 @@ def _second_serve(port: int, data_dir: Path, *args: str) -> subprocess.Completed
     and reported (it would be sharing the port)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "moorage", "serve", "--port", str(port), *args],
-        env=clean_env({"MOORAGE_DATA_DIR": str(data_dir)}),
+        env=clean_env({"MOORAGE_DATA_DIR": str(data_dir), **NO_AUTH}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -71,7 +74,7 @@ def _second_serve(port: int, data_dir: Path, *args: str) -> subprocess.Completed
 
 def test_serve_refuses_a_port_another_serve_listens_on(tmp_path: Path) -> None:
     port = free_port()
-    with running_server("--data-dir", str(tmp_path / "first"), port=port) as base:
+    with running_server("--data-dir", str(tmp_path / "first"), port=port, env=NO_AUTH) as base:
         session = httpx.post(f"{base}/v2/team/app/blobs/uploads/")
         assert session.status_code == 202
         second = _second_serve(port, tmp_path / "second")
@@ -105,7 +108,7 @@ def test_reuse_port_shares_the_port_on_purpose(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "shared"
     with (
-        running_server("--reuse-port", "--data-dir", str(data), port=port),
+        running_server("--reuse-port", "--data-dir", str(data), port=port, env=NO_AUTH),
         running_server("--reuse-port", "--data-dir", str(data), port=port) as base,
     ):
         for _ in range(10):

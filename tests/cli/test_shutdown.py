@@ -23,6 +23,7 @@ from support.pgserver import free_port
 pytestmark = pytest.mark.slow
 
 STOP_WITHIN_S = 10.0
+NO_AUTH = {"MOORAGE_AUTH__ENABLED": "false"}  # these tests are about stopping, not tokens
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def serve(tmp_path: Path, *args: str) -> Iterator[Server]:
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "moorage", "serve", "--port", str(port), *args],
-            env=clean_env({"MOORAGE_DATA_DIR": str(tmp_path / "data")}),
+            env=clean_env({"MOORAGE_DATA_DIR": str(tmp_path / "data"), **NO_AUTH}),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, to signal as a whole
@@ -239,7 +240,7 @@ def test_a_signal_while_the_supervisor_starts_stops_it_cleanly(
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--workers", "2"],
-            env=clean_env({"MOORAGE_DATA_DIR": str(tmp_path / "data")}),
+            env=clean_env({"MOORAGE_DATA_DIR": str(tmp_path / "data"), **NO_AUTH}),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

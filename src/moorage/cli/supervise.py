@@ -115,7 +115,8 @@ def _default_signals_in_worker() -> None:
     its application would only set a flag in the worker's copy of the supervisor, and the real
     supervisor would wait for it forever. So a worker starts with the defaults, as a spawned
     interpreter does (signals stay blocked from before the fork until then: none is lost)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGINT too: a KeyboardInterrupt in a worker still starting is only a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
     _release_signals()
