@@ -182,15 +182,26 @@ def _open_patch(base_url: str, length: int) -> socket.socket:
     return conn
 
 
+def _wait_for_session_bytes(tmp_path: Path, within_s: float = 20.0) -> None:
+    """Until some upload session file under the data directory holds bytes."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if any(path.stat().st_size for path in tmp_path.rglob("_uploads/*") if path.is_file()):
+            return
+        time.sleep(0.02)
+    raise AssertionError("the PATCH never started writing")
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_request_in_flight_at_sigterm_is_finished(tmp_path: Path, workers: int) -> None:
     with serve(tmp_path, "--workers", str(workers)) as server:
         conn = _open_patch(server.base_url, 2 << 20)
         with conn:
-            conn.sendall(b"a" * (1 << 20))
+            conn.sendall(b"a" * (3 << 19))
+            _wait_for_session_bytes(tmp_path)  # the request is being served, not queued
             os.killpg(server.process.pid, signal.SIGTERM)
             time.sleep(0.5)
-            conn.sendall(b"b" * (1 << 20))  # the rest arrives after the signal
+            conn.sendall(b"b" * (1 << 19))  # the rest arrives after the signal
             response = conn.recv(4096)
         assert response.startswith(b"HTTP/1.1 202"), response[:200]
         assert b"range: 0-2097151" in response.lower(), response[:400]

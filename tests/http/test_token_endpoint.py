@@ -613,6 +613,7 @@ def test_configured_key_files_sign_and_a_bad_one_stops_the_start(tmp_path: Path)
 
 
 def test_auth_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MOORAGE_AUTH__ENABLED", raising=False)  # the suite runs open by default
     monkeypatch.setenv("MOORAGE_AUTH__SERVICE", "reg.example.com")
     monkeypatch.setenv("MOORAGE_AUTH__REALM", "https://reg.example.com/v2/auth")
     monkeypatch.setenv("MOORAGE_AUTH__LOGIN_LIMIT_PER_ACCOUNT", "5/second")
