@@ -21,6 +21,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -94,7 +95,8 @@ def target() -> str:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory, target: str) -> Iterator[RegistryServer]:
-    with start_registry(tmp_path_factory.mktemp("registry"), target) as server:
+    # Auth on, as users run it: the clients log in with a superuser's credentials.
+    with start_registry(tmp_path_factory.mktemp("registry"), target, auth=True) as server:
         yield server
 
 
@@ -105,7 +107,9 @@ def registry_host(registry: RegistryServer) -> str:
 
 @pytest.fixture
 def http(registry: RegistryServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=registry.base_url, timeout=60, trust_env=False) as client:
+    with httpx.Client(
+        base_url=registry.base_url, timeout=60, trust_env=False, auth=registry.credentials
+    ) as client:
         yield client
 
 
@@ -118,8 +122,12 @@ def repo(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def client_config(tmp_path_factory: pytest.TempPathFactory, registry_host: str) -> ClientConfig:
-    return ClientConfig.write(tmp_path_factory.mktemp("client-config"), registry_host)
+def client_config(
+    tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer
+) -> ClientConfig:
+    return ClientConfig.write(
+        tmp_path_factory.mktemp("client-config"), registry.host, registry.credentials
+    )
 
 
 @pytest.fixture(scope="session")
@@ -145,10 +153,10 @@ def podman(client_config: ClientConfig, tmp_path: Path) -> Iterator[Podman]:
 
 
 @pytest.fixture(scope="session")
-def oras_cli() -> Callable[..., dict[str, object]]:
+def oras_cli(registry: RegistryServer) -> Callable[..., dict[str, object]]:
     if importlib.util.find_spec("oras") is None:
         _missing("the Python package `oras` (oras-py)")
-    return oras
+    return functools.partial(oras, credentials=registry.credentials)
 
 
 @pytest.fixture

@@ -35,20 +35,21 @@ def _manifest(http: httpx.Client, repo: str, ref: str) -> httpx.Response:
     return response
 
 
-def _descriptor_of(host: str, repo: str, ref: str) -> dict[str, Any]:
+def _descriptor_of(http: httpx.Client, repo: str, ref: str) -> dict[str, Any]:
     """Digest and size of a manifest as the registry serves it."""
-    with httpx.Client(base_url=f"http://{host}", timeout=60, trust_env=False) as http:
-        response = _manifest(http, repo, ref)
+    response = _manifest(http, repo, ref)
     digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
     assert response.headers.get("Docker-Content-Digest", digest) == digest
     return {"digest": digest, "size": len(response.content)}
 
 
-def _push_subject(oras_cli: OrasCli, host: str, repo: str, tmp_path: Path) -> dict[str, Any]:
+def _push_subject(
+    oras_cli: OrasCli, http: httpx.Client, host: str, repo: str, tmp_path: Path
+) -> dict[str, Any]:
     """An artifact to refer to; returns its descriptor."""
     (tmp_path / "subject.txt").write_text("the subject\n")
     oras_cli("push", f"{host}/{repo}:subject", f"{tmp_path / 'subject.txt'}:text/plain")
-    return {"mediaType": MEDIA_MANIFEST, **_descriptor_of(host, repo, "subject")}
+    return {"mediaType": MEDIA_MANIFEST, **_descriptor_of(http, repo, "subject")}
 
 
 def test_artifact_push_and_pull(
@@ -86,7 +87,7 @@ def test_artifact_push_and_pull(
     assert {name: d["digest"] for name, d in titles.items()} == expected
     assert titles["readme.md"]["mediaType"] == "text/markdown"
     if pushed["digest"]:
-        assert pushed["digest"] == _descriptor_of(registry_host, repo, "v1")["digest"]
+        assert pushed["digest"] == _descriptor_of(http, repo, "v1")["digest"]
 
     out = tmp_path / "out"
     out.mkdir()
@@ -119,7 +120,7 @@ def test_referrer_with_subject_is_listed_by_the_referrers_api(
     http: httpx.Client,
 ) -> None:
     host = registry.host
-    subject = _push_subject(oras_cli, host, repo, tmp_path)
+    subject = _push_subject(oras_cli, http, host, repo, tmp_path)
     subject_arg = f"{subject['digest']},{subject['size']},{subject['mediaType']}"
 
     (tmp_path / "sbom.json").write_text(json.dumps({"packages": ["moorage"]}))
@@ -146,8 +147,8 @@ def test_referrer_with_subject_is_listed_by_the_referrers_api(
         "--subject",
         subject_arg,
     )
-    sbom_descriptor = _descriptor_of(host, repo, "sbom")
-    sig_descriptor = _descriptor_of(host, repo, "sig")
+    sbom_descriptor = _descriptor_of(http, repo, "sbom")
+    sig_descriptor = _descriptor_of(http, repo, "sig")
     # An OCI 1.1 registry that processed the subject says so on the manifest PUT.
     assert sbom["oci_subject"] == subject["digest"]
 

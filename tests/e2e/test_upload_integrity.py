@@ -25,6 +25,20 @@ MIB = 1 << 20
 OCTETS = {"Content-Type": "application/octet-stream"}
 
 
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """An open registry of this module's own: hand-written sockets play the protocol here,
+    not the login (the access suites do that)."""
+    with start_registry(tmp_path_factory.mktemp("open"), "moorage") as server:
+        yield server
+
+
+@pytest.fixture
+def http(registry: RegistryServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=registry.base_url, timeout=60, trust_env=False) as client:
+        yield client
+
+
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

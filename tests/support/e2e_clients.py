@@ -14,6 +14,7 @@ Nothing here ever talks to anything but 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -131,6 +132,7 @@ class RegistryServer:
     process: subprocess.Popen[bytes]
     data_dir: Path
     log_path: Path
+    credentials: tuple[str, str] | None = None  # a superuser's, when auth is on
 
     @property
     def pid(self) -> int:
@@ -172,6 +174,10 @@ def reference_config(port: int, data_dir: Path) -> str:
     return json.dumps(config, indent=2)  # JSON is YAML
 
 
+E2E_USER = "e2e-admin"
+E2E_PASSWORD = "e2e-password-not-secret"  # a throw-away test registry's
+
+
 def _server_env() -> dict[str, str]:
     """The current environment minus MOORAGE_* settings (the developer's own must not leak)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOORAGE_", "REGISTRY_"))}
@@ -187,9 +193,11 @@ def start_registry(
     startup_timeout: float = 30,
     extra_args: Sequence[str] = (),
     data_dir: Path | None = None,
+    auth: bool = False,
 ) -> Iterator[RegistryServer]:
-    """Start a registry on a free 127.0.0.1 port; yield it once ``/v2/`` answers 200; stop it.
-    ``data_dir`` (default: ``base_dir/data``) may be shared by several servers."""
+    """Start a registry on a free 127.0.0.1 port; yield it once ``/v2/`` answers; stop it.
+    ``data_dir`` (default: ``base_dir/data``) may be shared by several servers. With ``auth``
+    (moorage only) the registry requires credentials and has the superuser ``E2E_USER``."""
     target = target or e2e_target()
     data_dir = data_dir or base_dir / "data"
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -205,17 +213,28 @@ def start_registry(
     else:
         command = [*moorage_command("127.0.0.1", port, data_dir), *extra_args]
     host = f"127.0.0.1:{port}"
+    env = _server_env()
+    credentials = None
+    if auth and target != "reference":
+        credentials = (E2E_USER, E2E_PASSWORD)
+        env.update(
+            {
+                "MOORAGE_AUTH__ENABLED": "true",
+                "MOORAGE_INITIAL_SUPERUSER": E2E_USER,
+                "MOORAGE_INITIAL_SUPERUSER_PASSWORD": E2E_PASSWORD,
+            }
+        )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
-            env=_server_env(),
+            env=env,
             cwd=base_dir,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = RegistryServer(target, host, process, data_dir, log_path)
+    server = RegistryServer(target, host, process, data_dir, log_path, credentials)
     try:
         _wait_until_up(server, startup_timeout)
         yield server
@@ -234,7 +253,8 @@ def _wait_until_up(server: RegistryServer, timeout: float) -> None:
                 f"{server.log_tail()}"
             )
         try:
-            if httpx.get(f"{server.base_url}/v2/", timeout=2).status_code == 200:
+            answer = httpx.get(f"{server.base_url}/v2/", timeout=2, auth=server.credentials)
+            if answer.status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -352,7 +372,10 @@ class ClientConfig:
         return self.root / "tmp"
 
     @classmethod
-    def write(cls, root: Path, registry_host: str) -> ClientConfig:
+    def write(
+        cls, root: Path, registry_host: str, credentials: tuple[str, str] | None = None
+    ) -> ClientConfig:
+        """``credentials`` go into the auth file, as ``skopeo login`` would put them."""
         config = cls(root, registry_host)
         root.mkdir(parents=True, exist_ok=True)
         config.tmpdir.mkdir(exist_ok=True)
@@ -362,7 +385,11 @@ class ClientConfig:
             'unqualified-search-registries = []\nshort-name-mode = "disabled"\n\n'
             f'[[registry]]\nlocation = "{registry_host}"\ninsecure = true\n'
         )
-        config.auth_file.write_text('{"auths": {}}')
+        auths = {}
+        if credentials is not None:
+            encoded = base64.b64encode(":".join(credentials).encode()).decode()
+            auths[registry_host] = {"auth": encoded}
+        config.auth_file.write_text(json.dumps({"auths": auths}))
         return config
 
     def env(self) -> dict[str, str]:
@@ -558,9 +585,13 @@ class Umoci:
 ORAS_DRIVER = Path(__file__).with_name("e2e_oras_driver.py")
 
 
-def oras(*args: str, timeout: float = 120) -> dict[str, Any]:
+def oras(
+    *args: str, timeout: float = 120, credentials: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """Drive oras-py (a Python SDK without a CLI) in a child process, bounded in time."""
     env = dict(os.environ)
+    if credentials is not None:
+        env["ORAS_E2E_USERNAME"], env["ORAS_E2E_PASSWORD"] = credentials
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
         env.pop(name, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import types
@@ -27,12 +28,23 @@ import oras.oci  # type: ignore[import-untyped]
 oras.decorator.time = types.SimpleNamespace(sleep=lambda seconds: time.sleep(min(seconds, 0.2)))
 
 
-def _client(target: str) -> oras.client.OrasClient:
-    return oras.client.OrasClient(hostname=target.split("/", 1)[0], insecure=True)
+def _client(target: str, *, pushing: bool = False) -> oras.client.OrasClient:
+    """With ``ORAS_E2E_USERNAME`` set, pulls take the token flow. oras-py keeps its first
+    token for every later scope: a push whose HEAD got a pull token retries the POST with it
+    and gives up at the second 401. So pushes send Basic credentials on every request, the
+    other way oras-py offers (the registry accepts Basic on /v2/ as well)."""
+    username = os.environ.get("ORAS_E2E_USERNAME")
+    backend = "basic" if username and pushing else "token"
+    client = oras.client.OrasClient(
+        hostname=target.split("/", 1)[0], insecure=True, auth_backend=backend
+    )
+    if username:
+        client.auth.set_basic_auth(username, os.environ["ORAS_E2E_PASSWORD"])
+    return client
 
 
 def push(args: argparse.Namespace) -> dict[str, Any]:
-    client = _client(args.target)
+    client = _client(args.target, pushing=True)
     subject = None
     if args.subject:
         digest, size, media_type = args.subject.split(",", 2)
