@@ -34,6 +34,20 @@ from typing import NoReturn
 import httpx
 import pytest
 
+from support.e2e_auth_fixtures import (  # noqa: F401 (clients that log in, daemons, accounts)
+    accounts,
+    auth_registry,
+    buildah,
+    containerd_daemon,
+    ctr,
+    docker,
+    docker_daemon,
+    fresh_client_config,
+    fresh_podman,
+    fresh_skopeo,
+    login_credentials,
+    request_log,
+)
 from support.e2e_clients import (
     ClientConfig,
     Podman,

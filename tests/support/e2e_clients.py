@@ -82,20 +82,22 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     check: bool = True,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``command``; kill its whole process group after ``timeout`` seconds."""
+    """Run ``command``; kill its whole process group after ``timeout`` seconds. ``input``
+    goes to its stdin (``--password-stdin``); without it stdin is /dev/null."""
     process = subprocess.Popen(
         list(command),
         env=dict(env) if env is not None else None,
         cwd=cwd,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
+        stdout, stderr = process.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         stdout, stderr = process.communicate()
@@ -422,7 +424,7 @@ class Skopeo:
     binary: str = "skopeo"
 
     def __call__(
-        self, *args: str, timeout: float = 180, check: bool = True
+        self, *args: str, timeout: float = 180, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         command = [
             self.binary,
@@ -434,7 +436,7 @@ class Skopeo:
             f"{int(timeout)}s",
             *args,
         ]
-        return run(command, timeout=timeout + 15, env=self.config.env(), check=check)
+        return run(command, timeout=timeout + 15, env=self.config.env(), check=check, input=input)
 
     def ref(self, repository: str, tag_or_digest: str) -> str:
         separator = "@" if ":" in tag_or_digest else ":"
@@ -523,7 +525,12 @@ class Podman:
         return env
 
     def __call__(
-        self, *args: str, timeout: float = 300, check: bool = True, cwd: Path | None = None
+        self,
+        *args: str,
+        timeout: float = 300,
+        check: bool = True,
+        cwd: Path | None = None,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         command = [
             self.binary,
@@ -544,7 +551,7 @@ class Podman:
             str(self.root / "networks"),
             *args,
         ]
-        return run(command, timeout=timeout, env=self.env(), cwd=cwd, check=check)
+        return run(command, timeout=timeout, env=self.env(), cwd=cwd, check=check, input=input)
 
     def image_ref(self, repository: str, tag: str) -> str:
         return f"{self.config.registry_host}/{repository}:{tag}"
