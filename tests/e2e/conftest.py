@@ -17,6 +17,8 @@ Fixtures:
   (``e2e/test-skopeo/delete-then-inspect-fails-1a2b3c4d``).
   ``skopeo``, ``podman``, ``umoci``, ``oras_cli`` (session/function): the client wrappers of
   ``support.e2e_clients``; ``layout_dir`` (function): a fresh directory for an OCI layout.
+  ``docker``, ``ctr``, ``buildah``, ``fresh_skopeo``, ``fresh_podman`` (nobody logged in),
+  ``accounts``, ``request_log``, ``login_credentials``: ``support.e2e_auth_fixtures``.
 """
 
 from __future__ import annotations

@@ -37,11 +37,14 @@ class RegistryAccounts:
     def database_url(self) -> str:
         return f"sqlite:///{self.registry.data_dir / 'moorage.db'}"
 
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         script = Path(sys.executable).parent / "moorage"
         prefix = [str(script)] if script.exists() else [sys.executable, "-m", "moorage"]
         command = [*prefix, *args, "--database-url", self.database_url]
-        return run(command, timeout=60, env=clean_env())
+        return run(command, timeout=60, env=clean_env(), input=input)
+
+    def create_user(self, name: str, password: str) -> None:
+        self("user", "create", name, "--password-stdin", input=password + "\n")
 
     def create_org(self, name: str) -> None:
         self("org", "create", name)
