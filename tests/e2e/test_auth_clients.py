@@ -190,6 +190,49 @@ def test_pull_of_a_private_repository_without_login_fails(
     assert_no_server_error(request_log)
 
 
+@pytest.fixture(scope="module")
+def public_image(
+    skopeo: Skopeo,
+    accounts: RegistryAccounts,
+    auth_registry: RegistryServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[str, BuiltImage]:
+    layout = OciLayout(tmp_path_factory.mktemp("public-image") / "layout")
+    image = _image(layout, "v1", "public\n")
+    repository = f"e2e/public/{uuid.uuid4().hex[:8]}"
+    _push_as_superuser(skopeo, layout, "v1", repository)
+    accounts.make_public(repository)
+    return repository, image
+
+
+@pytest.mark.parametrize("name", CLIENTS)
+def test_anonymous_pull_of_a_public_repository(
+    name: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    public_image: tuple[str, BuiltImage],
+    auth_registry: RegistryServer,
+    request_log: RequestLog,
+) -> None:
+    client = _client(request, name, tmp_path)
+    repository, _ = public_image
+    pulled = client.pull(f"{auth_registry.host}/{repository}:v1")
+    assert pulled.returncode == 0, pulled.stderr
+    assert auth_registry.host not in client.saved_logins()  # nobody logged in
+    served = [
+        r["status"]
+        for r in request_log.requests()
+        if r["path"].startswith(f"/v2/{repository}/manifests/")
+    ]
+    assert served
+    assert set(served) == {200}
+    if name != "ctr":
+        # They ask for an (anonymous) token first; ctr sends its HEAD without one, and a
+        # public repository needs none.
+        assert ("GET", 200) in request_log.token_requests()
+    assert_no_server_error(request_log)
+
+
 @pytest.mark.parametrize("name", CLIENTS)
 def test_wrong_password_is_refused_and_never_logged(
     name: str,

@@ -69,7 +69,20 @@ def test_login_build_push_then_pull_after_rmi(
     blob = http.get(f"/v2/{repo}/blobs/{only_layer['digest']}")
     assert layer_files(blob.content) == {"srv/hello.txt": content}
 
-    docker.rmi(ref)
+    # Another repository: dockerd mounts the layer it just pushed (a token for both scopes).
+    mounted = f"{repo}-mounted"
+    docker("tag", ref, f"{host}/{mounted}:v1", timeout=60)
+    assert pushed_digest(docker.push(f"{host}/{mounted}:v1").stdout) == digest
+    if not registry.is_reference:
+        mounts = [
+            r
+            for r in log.requests()
+            if r["method"] == "POST" and r["path"] == f"/v2/{mounted}/blobs/uploads/"
+        ]
+        # The layer: 201, mounted (the config blob is uploaded anew: 202).
+        assert 201 in [r["status"] for r in mounts]
+
+    docker.rmi(ref, f"{host}/{mounted}:v1")
     assert docker("image", "inspect", ref, check=False).returncode != 0
     pulled = docker.pull(ref)
     assert f"Digest: {digest}" in pulled.stdout

@@ -56,6 +56,9 @@ class RegistryAccounts:
         )
         return Robot(printed["name"], printed["secret"])
 
+    def make_public(self, repository: str) -> None:
+        self("repo", "visibility", repository, "public")
+
     def grant(self, repository: str, *, robot: str, role: str) -> None:
         self("repo", "grant", repository, "--robot", robot, "--role", role)
 

@@ -61,7 +61,7 @@ def login_credentials(registry: RegistryServer) -> tuple[str, str]:
 def auth_registry(registry: RegistryServer) -> RegistryServer:
     """The session registry, for tests about refusals: only moorage runs with auth on."""
     if registry.credentials is None:
-        pytest.skip("the reference registry runs open: nothing to refuse")
+        pytest.skip("the reference registry runs open: no login to check, nothing to refuse")
     return registry
 
 
