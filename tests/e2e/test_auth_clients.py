@@ -418,6 +418,47 @@ def test_robot_pushes_and_pulls_with_docker(
     assert_no_server_error(request_log)
 
 
+def test_robot_push_does_not_mount_from_a_repository_it_cannot_read(
+    docker: Docker,
+    robot_setup: RobotSetup,
+    auth_registry: RegistryServer,
+    tmp_path: Path,
+    http: httpx.Client,
+    request_log: RequestLog,
+) -> None:
+    """The superuser pushes an image to ``other``; the robot pushes the same image to
+    ``granted``. dockerd, knowing the layer is in ``other``, asks to mount it from there (as it
+    does for the superuser in test_docker_cli.py, answered 201); for the robot, who cannot
+    read ``other``, the registry answers with an upload instead (202), and the push works."""
+    assert auth_registry.credentials is not None
+    host = auth_registry.host
+    setup = robot_setup
+    superuser = Docker(docker.daemon, tmp_path / "superuser-docker-config", docker.binary)
+    superuser.login(host, *auth_registry.credentials)
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "secret.txt").write_text(f"only in {setup.other}\n")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY secret.txt /secret.txt\n")
+    in_other = f"{host}/{setup.other}:secret"
+    superuser.build(context, in_other)
+    superuser.push(in_other)
+
+    docker.login(host, *setup.robot.credentials)
+    copied = f"{host}/{setup.granted}:copied"
+    docker("tag", in_other, copied, timeout=60)
+    docker.push(copied)
+
+    uploads = [
+        r["status"]
+        for r in request_log.requests()
+        if r["method"] == "POST" and r["path"] == f"/v2/{setup.granted}/blobs/uploads/"
+    ]
+    assert uploads
+    assert 201 not in uploads  # nothing mounted from the unreadable repository
+    assert_tags(http, setup.granted, {"base", "copied"})
+    assert_no_server_error(request_log)
+
+
 def test_robot_pushes_and_pulls_with_skopeo_creds(
     fresh_skopeo: Skopeo,
     robot_setup: RobotSetup,
