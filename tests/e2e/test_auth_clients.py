@@ -1,9 +1,11 @@
 """Logins through real clients against the registry with auth on: skopeo (``--creds`` and
 ``skopeo login``), podman (login / push / pull / logout), a robot account made with the
-``moorage`` CLI (docker, skopeo and podman push and pull with its secret, and are refused where it
-has no grant), and the refusals every client must see: a wrong password, and a pull of a private
-repository without logging in. Each refusal is checked on both sides: the client exits non-zero
-and stores nothing, the server answered 401 (no 5xx) and wrote no password into its log.
+``moorage`` CLI (docker, skopeo, podman and ctr push and pull with its secret, are refused where
+it has no grant, and dockerd's cross-repository mount from a repository it cannot read becomes
+an upload), anonymous pulls of a public repository, and the refusals every client must see: a
+wrong password, and a pull of a private repository without logging in. Each refusal is checked
+on both sides: the client exits non-zero and stores nothing, the server answered 401 (no 5xx)
+and wrote no password into its log.
 
 The docker CLI's and buildah's own round trips are in test_docker_cli.py and
 test_buildah_ctr.py; these tests skip against the reference registry, which runs open.
@@ -518,5 +520,38 @@ def test_robot_pushes_and_pulls_with_podman(
             fresh_podman.push(base, f"docker://{target}")
     assert_tags(http, setup.other, {"base"})
     assert_not_created(http, setup.absent)
+    _robot_secret_never_logged(auth_registry, setup.robot)
+    assert_no_server_error(request_log)
+
+
+def test_robot_pushes_and_pulls_with_ctr(
+    ctr: Ctr,
+    robot_setup: RobotSetup,
+    auth_registry: RegistryServer,
+    http: httpx.Client,
+    request_log: RequestLog,
+) -> None:
+    """containerd sends the robot's name (with its ``+``) in an OAuth2 password-grant form."""
+    setup = robot_setup
+    host = auth_registry.host
+    user = ":".join(setup.robot.credentials)
+    base = f"{host}/{setup.granted}:base"
+    ctr("images", "pull", "--plain-http", "--snapshotter", "native", "--user", user, base)
+    assert ctr.image_digest(base) == setup.base.digest
+    pushed = f"{host}/{setup.granted}:by-ctr"
+    ctr("images", "tag", base, pushed, timeout=60)
+    ctr("images", "push", "--plain-http", "--user", user, pushed)
+    assert_tags(http, setup.granted, {"base", "by-ctr"})
+    assert ("POST", 200) in request_log.token_requests()
+
+    for repository in (setup.other, setup.absent):
+        target = f"{host}/{repository}:by-ctr"
+        ctr("images", "tag", base, target, timeout=60)
+        refused = ctr("images", "push", "--plain-http", "--user", user, target, check=False)
+        assert refused.returncode != 0
+        ctr("images", "rm", target, timeout=60)
+    assert_tags(http, setup.other, {"base"})
+    assert_not_created(http, setup.absent)
+    ctr("images", "rm", base, pushed, timeout=60)
     _robot_secret_never_logged(auth_registry, setup.robot)
     assert_no_server_error(request_log)
