@@ -12,11 +12,11 @@ directory (unix socket paths must stay under 108 bytes; pytest's tmp paths are l
   still writes two paths we cannot move: its identity key ``/etc/docker/key.json`` and the
   plugin socket directory ``/run/docker``; each is removed afterwards if it did not exist before.
 
-Each daemon runs in its own session with its output in a log file, is waited for with a time
-bound, and is always stopped (SIGTERM to the whole process group, SIGKILL after a grace
-period); whatever it mounted under its directory is unmounted and the directory removed. No
-daemon is given anything but the loopback registry to talk to, and proxies are stripped from
-their environment.
+Each daemon runs in its own session with its output in a log file, under ``timeout`` (an hour
+at most, even if the test run dies), is waited for with a time bound, and is always stopped
+(SIGTERM to the whole process group, SIGKILL after a grace period); whatever it mounted under
+its directory is unmounted and the directory removed. No daemon is given anything but the
+loopback registry to talk to, and proxies are stripped from their environment.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ PROXY_VARIABLES = (
 )
 DOCKERD_FIXED_PATHS = (Path("/etc/docker/key.json"), Path("/run/docker"))
 DEBIAN_DOCKER_CLI = Path("/usr/bin/docker")  # package docker.io; matches its dockerd
+DAEMON_LIFETIME_S = 3600  # a whole end-to-end session takes minutes
 
 
 def loopback_env(**extra: str) -> dict[str, str]:
@@ -92,9 +93,11 @@ class Daemon:
 
 
 def _spawn(name: str, command: Sequence[str], log_path: Path, env: dict[str, str]) -> Daemon:
+    # coreutils' timeout bounds the daemon's life even if the test run itself is killed.
+    bounded = ["timeout", "--kill-after=20", str(DAEMON_LIFETIME_S), *command]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            list(command),
+            bounded,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
