@@ -558,6 +558,40 @@ def test_robot_pushes_and_pulls_with_ctr(
     assert_no_server_error(request_log)
 
 
+def test_a_disabled_namespace_refuses_every_client_and_enabling_restores_it(
+    docker: Docker,
+    skopeo: Skopeo,
+    robot_setup: RobotSetup,
+    accounts: RegistryAccounts,
+    auth_registry: RegistryServer,
+    http: httpx.Client,
+    request_log: RequestLog,
+) -> None:
+    """403 DENIED for everyone, the superuser included; nothing is deleted."""
+    assert auth_registry.credentials is not None
+    host = auth_registry.host
+    org = robot_setup.granted.split("/")[0]
+    docker.login(host, *auth_registry.credentials)
+    ref = skopeo.ref(robot_setup.granted, "base")
+    assert skopeo.inspect(ref)["Digest"] == robot_setup.base.digest
+
+    accounts("namespace", "disable", org)
+    with pytest.raises(ClientError) as refused:
+        skopeo.inspect(ref)
+    assert "denied" in refused.value.stderr.lower()
+    pulled = docker.pull(f"{host}/{robot_setup.granted}:base", check=False)
+    assert pulled.returncode != 0
+    assert "denied" in pulled.stderr.lower()
+    statuses = {r["status"] for r in request_log.requests() if r["path"].startswith(f"/v2/{org}/")}
+    assert 403 in statuses
+
+    accounts("namespace", "enable", org)
+    assert skopeo.inspect(ref)["Digest"] == robot_setup.base.digest
+    docker.pull(f"{host}/{robot_setup.granted}:base")
+    assert_tags(http, robot_setup.granted, {"base"})
+    assert_no_server_error(request_log)
+
+
 # -------------------------------------------------------------------------------------------------
 # A credential replaced or revoked must end the docker logins made with it
 
