@@ -129,7 +129,13 @@ def bootstrap_first_admin(settings: Settings, accounts: AccountService) -> Path 
 def _account_services(
     settings: Settings, model: SqlRegistryModel
 ) -> tuple[AccountService, PermissionService]:
-    accounts = AccountService(model, library_support=settings.library_support)
+    from moorage.model.sql.token_store import SqlTokenStore
+
+    accounts = AccountService(
+        model,
+        library_support=settings.library_support,
+        sessions=SqlTokenStore(model.database),  # a changed credential ends its logins
+    )
     permissions = PermissionService(model, library_support=settings.library_support)
     bootstrap_superuser(settings, accounts)
     return accounts, permissions

@@ -592,14 +592,7 @@ def test_a_disabled_namespace_refuses_every_client_and_enabling_restores_it(
 # A credential replaced or revoked must end the docker logins made with it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: `docker login` keeps the refresh token the login returned, and neither "
-    "`moorage robot regenerate` nor `moorage user token revoke` revokes the refresh tokens "
-    "issued on the old credential (TokenStore.revoke_refresh_tokens_of has no caller), so "
-    "docker goes on pushing with it",
-)
-@pytest.mark.parametrize("change", ["robot regenerate", "user token revoke"])
+@pytest.mark.parametrize("change", ["robot regenerate", "user token revoke", "user set-password"])
 def test_a_replaced_credential_ends_the_docker_login_made_with_it(
     change: str,
     docker: Docker,
@@ -622,18 +615,21 @@ def test_a_replaced_credential_ends_the_docker_login_made_with_it(
         docker.login(host, *robot_setup.robot.credentials)
     else:
         user = f"e2e-dev-{uuid.uuid4().hex[:8]}"
-        accounts.create_user(user, f"password-{uuid.uuid4().hex}")
+        password = f"password-{uuid.uuid4().hex}"
+        accounts.create_user(user, password)
         token = json.loads(accounts("user", "token", "create", user, "--output", "json").stdout)
         repository = f"{user}/app"  # a user pushes to its own namespace
-        docker.login(host, user, token["token"])
+        docker.login(host, user, token["token"] if change == "user token revoke" else password)
     with_login = f"{host}/{repository}:with-login"
     docker("tag", base, with_login, timeout=60)
     docker.push(with_login)  # the login works
 
     if change == "robot regenerate":
         accounts("robot", "regenerate", robot_setup.robot.name)
-    else:
+    elif change == "user token revoke":
         accounts("user", "token", "revoke", user, token["uuid"])
+    else:
+        accounts("user", "set-password", user, "--password-stdin", input=f"new-{password}\n")
     after = f"{host}/{repository}:after"
     docker("tag", base, after, timeout=60)
     assert docker.push(after, check=False).returncode != 0

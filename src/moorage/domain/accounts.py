@@ -14,6 +14,7 @@ from enum import StrEnum
 from moorage.domain.access import Role, TeamRole
 
 ROBOT_SEPARATOR = "+"  # ``org+name``: Quay's robot naming
+APP_TOKEN_PREFIX = "mrgt_"  # noqa: S105 - marks an application token (passwords may not)
 
 
 class SubjectKind(StrEnum):

@@ -22,6 +22,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from moorage.domain.access import Principal, PrincipalKind, Role, TeamRole
 from moorage.domain.accounts import (
+    APP_TOKEN_PREFIX,
     AppToken,
     RepositoryPermission,
     RobotAccount,
@@ -45,7 +46,6 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte "password" is an attack
 MAX_SECRET_LENGTH = 1024
 MAX_USERNAME_LENGTH = 255 + 1 + 64  # a robot's: namespace+name
-APP_TOKEN_PREFIX = "mrgt_"  # noqa: S105 - marks an application token (passwords may not)
 APP_TOKEN_USERNAME = "$app"  # noqa: S105 - Quay's: log in with a token alone
 OWNERS_TEAM = "owners"  # Quay's: the team that administers a new organization
 
@@ -56,6 +56,15 @@ class UnknownAccountError(MoorageError):
 
 class InvalidPasswordError(MoorageError):
     """A new password that breaks the rules (too short, too long)."""
+
+
+class LoginSessions(Protocol):
+    """Where logins outlive the credential they were made with: the refresh tokens
+    (``docker login`` keeps one instead of the password)."""
+
+    def revoke_refresh_tokens_of(self, subject_name: str) -> int:
+        """End every refresh token issued to ``subject_name``; how many there were."""
+        ...
 
 
 class AccountsModel(AccountsAndPermissions, Protocol):
@@ -110,8 +119,12 @@ class AccountService:
         *,
         library_support: bool = True,
         password_hasher: PasswordHash | None = None,
+        sessions: LoginSessions | None = None,
     ) -> None:
+        """``sessions``: ended whenever the credential behind them changes (a new
+        password or robot secret, a revoked token, a deleted robot)."""
         self.model = model
+        self.sessions = sessions
         self.library_support = library_support
         self.hasher = password_hasher or default_password_hasher()
         self._dummy_hash: str | None = None
@@ -245,6 +258,7 @@ class AccountService:
         password_hash = self._hash_password(password)
         if not self.model.set_user_password_hash(name, password_hash):
             raise UnknownAccountError(f"no such user: {echo(name)}")
+        self._end_sessions(name)
         log.info("password changed", user=name)
 
     def set_superuser(self, name: str, superuser: bool) -> None:
@@ -365,12 +379,14 @@ class AccountService:
         robot = self.get_robot(name)
         secret = secrets.token_urlsafe(32)
         self.model.set_robot_secret_hash(robot.namespace, robot.short_name, self.keyed_hash(secret))
+        self._end_sessions(robot.name)
         log.info("robot secret regenerated", robot=name)
         return secret
 
     def delete_robot(self, name: str) -> None:
         robot = self.get_robot(name)
         self.model.delete_robot(robot.namespace, robot.short_name)
+        self._end_sessions(robot.name)
         log.info("robot deleted", robot=name)
 
     # -- application tokens ----------------------------------------------------------------
@@ -395,7 +411,16 @@ class AccountService:
     def revoke_app_token(self, username: str, token_uuid: str) -> None:
         if not self.model.delete_app_token(username, token_uuid):
             raise UnknownAccountError(f"no such token of {echo(username)}: {echo(token_uuid)}")
+        # A refresh token does not record which credential made it: all of the user's
+        # logins end (docker login again), never one made with the revoked token survives.
+        self._end_sessions(username)
         log.info("application token revoked", user=username, token=token_uuid)
+
+    def _end_sessions(self, subject_name: str) -> None:
+        if self.sessions is not None:
+            ended = self.sessions.revoke_refresh_tokens_of(subject_name)
+            if ended:
+                log.info("logins ended", account=subject_name, refresh_tokens=ended)
 
     # -- repositories ----------------------------------------------------------------------
 

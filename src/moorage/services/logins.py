@@ -3,8 +3,8 @@ throttled per account and per client address (the ``limits`` library).
 
 A throttled login is refused before the credentials are even looked at, with
 ``TooManyRequestsError`` (429 ``TOOMANYREQUESTS`` + ``Retry-After``). Only failures count.
-Successful checks are remembered briefly under a keyed hash (Basic auth sends the password on
-every request, and argon2 takes tens of milliseconds each time).
+Successful password checks are remembered briefly under a keyed hash (Basic auth sends the
+password on every request, and argon2 takes tens of milliseconds each time).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from moorage.domain.access import Principal
+from moorage.domain.accounts import APP_TOKEN_PREFIX, ROBOT_SEPARATOR
 from moorage.domain.errors import ConfigError, TooManyRequestsError
 from moorage.observability import get_logger
 from moorage.services.auth_contracts import Authenticator
@@ -146,8 +147,20 @@ class LoginService:
         if principal is None:
             self._failed(username, client)
             return None
-        self._successes.put(key, now, principal)
+        if self._slow_to_check(username, secret):
+            self._successes.put(key, now, principal)
         return principal
+
+    @staticmethod
+    def _slow_to_check(username: str, secret: str) -> bool:
+        """Only password checks (argon2) are remembered. Robot secrets, application tokens
+        and our own tokens cost microseconds to check, so a regenerated secret or revoked
+        token stops working at once."""
+        return (
+            ROBOT_SEPARATOR not in username
+            and username not in (TOKEN_USERNAME, APP_TOKEN_USERNAME)
+            and not secret.startswith(APP_TOKEN_PREFIX)
+        )
 
     def _check(self, username: str, secret: str) -> Principal | None:
         if username == TOKEN_USERNAME:
