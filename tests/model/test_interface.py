@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import inspect
+from typing import Protocol
 
+import pytest
+
+from moorage.model import interface
 from moorage.model.interface import RegistryDataInterface
 from moorage.model.sql import SqlRegistryModel
 
@@ -47,16 +51,32 @@ SEED_METHODS = [
 ]
 
 
-def test_the_interface_has_the_seed_methods_in_order() -> None:
-    declared = [
+def _declared(protocol: type) -> list[str]:
+    return [
         name
-        for name, _ in inspect.getmembers(RegistryDataInterface, inspect.isfunction)
+        for name, _ in inspect.getmembers(protocol, inspect.isfunction)
         if not name.startswith("_")
     ]
+
+
+def test_the_interface_has_the_seed_methods_each_in_one_part() -> None:
     assert len(SEED_METHODS) == 36
-    assert sorted(declared) == sorted(SEED_METHODS)
-    source_order = [n for n in RegistryDataInterface.__dict__ if n in SEED_METHODS]
-    assert source_order == SEED_METHODS
+    assert sorted(_declared(RegistryDataInterface)) == sorted(SEED_METHODS)
+    parts = [base for base in RegistryDataInterface.__bases__ if base is not Protocol]
+    owners = [part.__name__ for part in parts for name in vars(part) if name in SEED_METHODS]
+    assert len(owners) == 36  # no method declared twice
+
+
+PROTOCOLS = [getattr(interface, name) for name in interface.__all__]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS, ids=lambda p: p.__name__)
+def test_every_method_of_every_protocol_is_documented_and_implemented(protocol: type) -> None:
+    for name in _declared(protocol):
+        declared = getattr(protocol, name)
+        assert declared.__doc__, f"{protocol.__name__}.{name} has no docstring"
+        implemented = inspect.signature(getattr(SqlRegistryModel, name))
+        assert list(implemented.parameters) == list(inspect.signature(declared).parameters), name
 
 
 def test_the_sql_model_implements_every_method_with_the_same_parameters() -> None:

@@ -37,7 +37,7 @@ from moorage.domain.echo import echo
 from moorage.domain.errors import DataModelError, MoorageError, RepositoryNotFoundError
 from moorage.domain.names import NAMESPACE_PATTERN, split_full_name
 from moorage.domain.records import Namespace, NamespaceKind, RepositoryReference, Visibility
-from moorage.model.interface import AccountsAndPermissions
+from moorage.model.interface import AccountsAndPermissions, Namespaces, RepositoryLookup
 from moorage.observability import get_logger
 
 log = get_logger(__name__)
@@ -67,31 +67,8 @@ class LoginSessions(Protocol):
         ...
 
 
-class AccountsModel(AccountsAndPermissions, Protocol):
-    """The accounts protocol plus the namespace and repository lookups accounts need."""
-
-    def create_namespace(
-        self,
-        name: str,
-        kind: NamespaceKind = NamespaceKind.USER,
-        *,
-        email: str | None = None,
-        removed_tag_expiration_s: int | None = None,
-    ) -> Namespace:
-        """A namespace; ``DataModelError`` if the name or e-mail address is taken."""
-        ...
-
-    def get_namespace(self, name: str) -> Namespace | None:
-        """The namespace named ``name``."""
-        ...
-
-    def set_namespace_enabled(self, name: str, enabled: bool) -> bool:
-        """Enable or disable every pull and push in the namespace (nothing is deleted)."""
-        ...
-
-    def lookup_repository(self, namespace_name: str, repo_name: str) -> RepositoryReference | None:
-        """The repository ``namespace_name/repo_name``."""
-        ...
+class AccountsModel(AccountsAndPermissions, Namespaces, RepositoryLookup, Protocol):
+    """The accounts protocols plus the namespace and repository lookups accounts need."""
 
 
 def default_password_hasher() -> PasswordHash:

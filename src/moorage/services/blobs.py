@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from moorage.domain.digest import Digest
 from moorage.domain.errors import BlobNotFoundError, ManifestError, OperationUnsupportedError
 from moorage.domain.records import Blob, RepositoryReference
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import BlobLinks, RepositoryBlobs
 from moorage.observability import get_logger
 from moorage.services.reads import pure_read
 from moorage.storage import ObjectNotFoundError, StorageDriver, StorageLocations, keys
 
 log = get_logger(__name__)
+
+
+class BlobStore(BlobLinks, RepositoryBlobs, Protocol):
+    """Blobs as a repository sees them, mounts and blob deletes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +40,7 @@ class BlobContent:
 class BlobService:
     def __init__(
         self,
-        model: RegistryModel,
+        model: BlobStore,
         locations: StorageLocations,
         *,
         link_expiration_s: int = 3600,

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import BlobUploads, Maintenance
 from moorage.storage import StorageLocations
 
 DEFAULT_MAX_AGE = timedelta(days=2)
+
+
+class UploadCleanupStore(BlobUploads, Maintenance, Protocol):
+    """Stale upload sessions and their removal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +25,7 @@ class CleanupReport:
 class UploadCleaner:
     def __init__(
         self,
-        model: RegistryModel,
+        model: UploadCleanupStore,
         locations: StorageLocations,
         max_age: timedelta = DEFAULT_MAX_AGE,
     ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from moorage.domain.digest import Digest
 from moorage.domain.records import Manifest, RepositoryReference
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import Listings
 from moorage.services.reads import pure_read
 
 
@@ -22,7 +22,7 @@ class Page:
 
 
 class ListingService:
-    def __init__(self, model: RegistryModel, *, page_cap: int = 1000) -> None:
+    def __init__(self, model: Listings, *, page_cap: int = 1000) -> None:
         self.model, self.page_cap = model, page_cap
 
     def _page(self, names: list[str], n: int | None, limit: int) -> Page:

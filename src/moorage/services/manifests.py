@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from moorage.domain.digest import EMPTY_LAYER_BYTES, EMPTY_LAYER_DIGEST, Digest
 from moorage.domain.errors import (
@@ -41,7 +41,14 @@ from moorage.domain.media_types import (
 )
 from moorage.domain.names import split_full_name, validate_tag_name
 from moorage.domain.records import Manifest, RepositoryReference
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import (
+    ManifestLabels,
+    ManifestReads,
+    ManifestWrites,
+    RepositoryBlobs,
+    TagReads,
+    TagWrites,
+)
 from moorage.services.blobs import BlobService
 from moorage.services.reads import pure_read
 from moorage.services.uploads import UploadService
@@ -49,6 +56,12 @@ from moorage.services.uploads import UploadService
 APPLICATION_JSON = "application/json"
 LEGACY_ACCEPT = SCHEMA1_TYPES | {APPLICATION_JSON}
 MIB = 1024 * 1024
+
+
+class ManifestStore(
+    ManifestLabels, ManifestReads, ManifestWrites, RepositoryBlobs, TagReads, TagWrites, Protocol
+):
+    """What manifest pushes, pulls and deletes read and write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +112,7 @@ def declared_media_type(content_type: str | None, body: bytes) -> str:
 class ManifestService:
     def __init__(
         self,
-        model: RegistryModel,
+        model: ManifestStore,
         blobs: BlobService,
         uploads: UploadService,
         settings: ManifestSettings,

@@ -18,6 +18,8 @@ Quay's rules, decided from one read of the model (``access_facts``):
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from moorage.domain.access import (
     ANONYMOUS,
     CATALOG,
@@ -35,7 +37,7 @@ from moorage.domain.accounts import AccessFacts, Subject, SubjectKind, split_rob
 from moorage.domain.errors import MoorageError
 from moorage.domain.names import NAMESPACE_PATTERN, split_full_name
 from moorage.domain.records import RepositoryReference
-from moorage.model.interface import AccountsAndPermissions
+from moorage.model.interface import RepositoryPermissions, Robots, UserAccounts
 from moorage.observability import get_logger
 
 log = get_logger(__name__)
@@ -83,10 +85,14 @@ def _checked(principal: Principal) -> Principal:
     return principal if all(NAMESPACE_PATTERN.fullmatch(part) for part in parts) else ANONYMOUS
 
 
+class PermissionsModel(RepositoryPermissions, Robots, UserAccounts, Protocol):
+    """Grants and access facts, and the accounts they name."""
+
+
 class PermissionService:
     """Answers ``permitted`` (and lists what a principal may read)."""
 
-    def __init__(self, model: AccountsAndPermissions, *, library_support: bool = True) -> None:
+    def __init__(self, model: PermissionsModel, *, library_support: bool = True) -> None:
         self.model = model
         self.library_support = library_support
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from moorage.domain.records import Blob
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import Maintenance
 from moorage.storage import StorageDriver, StorageLocations, keys
 
 
@@ -22,7 +22,7 @@ class CopyMismatchError(Exception):
 
 
 class ReplicationService:
-    def __init__(self, model: RegistryModel, locations: StorageLocations) -> None:
+    def __init__(self, model: Maintenance, locations: StorageLocations) -> None:
         self.model, self.locations = model, locations
 
     def run_once(self, batch: int = 100) -> ReplicationReport:

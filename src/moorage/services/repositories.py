@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import suppress
 from enum import Enum
+from typing import Protocol
 
 from moorage.domain.errors import (
     AccessDeniedError,
@@ -15,8 +16,12 @@ from moorage.domain.errors import (
 )
 from moorage.domain.names import split_full_name
 from moorage.domain.records import RepositoryKind, RepositoryReference, RepositoryState
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import Namespaces, RepositoryAdministration, RepositoryLookup
 from moorage.services.reads import pure_read
+
+
+class RepositoryStore(Namespaces, RepositoryAdministration, RepositoryLookup, Protocol):
+    """Finding repositories, and creating them (and their namespaces) on push."""
 
 
 class Resolution(Enum):
@@ -32,7 +37,7 @@ class RepositoryResolver:
     grammar, the namespace enabled, image kind, and for writes the repository state."""
 
     def __init__(
-        self, model: RegistryModel, *, create_on_push: bool = True, library_support: bool = True
+        self, model: RepositoryStore, *, create_on_push: bool = True, library_support: bool = True
     ) -> None:
         self.model = model
         self.create_on_push = create_on_push

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Protocol
 
 from moorage.domain.digest import Digest
 from moorage.domain.errors import (
@@ -30,13 +30,17 @@ from moorage.domain.errors import (
 from moorage.domain.records import Blob, BlobUpload, RepositoryReference, TorrentInfo
 from moorage.hashing import PieceHasher, ResumableHasher
 from moorage.hashing.background import BackgroundFeed
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import BlobUploads, UploadCaps
 from moorage.storage import ObjectNotFoundError, StorageDriver, StorageLocations, keys
 from moorage.storage import UploadBusyError as StorageBusyError
 from moorage.storage.driver import UploadDataLostError
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_PIECE_LENGTH = 512 * 1024
+
+
+class UploadStore(BlobUploads, UploadCaps, Protocol):
+    """Upload sessions, their caps and their commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ class _Reader:
 
 class UploadService:
     def __init__(
-        self, model: RegistryModel, locations: StorageLocations, settings: UploadSettings
+        self, model: UploadStore, locations: StorageLocations, settings: UploadSettings
     ) -> None:
         self.model, self.locations, self.settings = model, locations, settings
 

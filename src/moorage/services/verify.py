@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from moorage.model.interface import RegistryModel
+from moorage.model.interface import Maintenance
 from moorage.observability import get_logger
 from moorage.storage import ObjectNotFoundError, StorageDriver, StorageError, StorageLocations, keys
 
@@ -113,7 +113,7 @@ class _StoppedError(Exception):
 class StorageVerifier:
     def __init__(
         self,
-        model: RegistryModel,
+        model: Maintenance,
         locations: StorageLocations,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
