@@ -76,16 +76,36 @@ user_app.add_typer(token_app, name="token")
 
 
 @contextmanager
-def _accounts(config: Any, database_url: str | None) -> Iterator[Accounts]:
+def _accounts(
+    config: Any, database_url: str | None, *, read_only: bool = False
+) -> Iterator[Accounts]:
+    """The account services; a ``read_only`` command (a listing) creates nothing: no data
+    directory, no database file, no key, no superuser."""
     from moorage.app import open_accounts  # heavy; keeps `moorage --help` quick
     from moorage.config import load_settings
 
     # Only warnings on stderr: the command prints its own result.
-    accounts = open_accounts(load_settings(config, database_url=database_url, log_level="warning"))
+    settings = load_settings(config, database_url=database_url, log_level="warning")
+    if read_only:
+        _refuse_missing_database(settings.database_url)
+    accounts = open_accounts(settings)
     try:
         yield accounts
     finally:
         accounts.close()
+
+
+def _refuse_missing_database(url: str) -> None:
+    from pathlib import Path
+
+    from moorage.db.engine import sqlite_file
+    from moorage.domain.errors import ConfigError
+
+    database_file = sqlite_file(url)
+    if database_file is not None and not Path(database_file).expanduser().exists():
+        raise ConfigError(
+            f"no database at {database_file}: run 'moorage db upgrade' or start the server first"
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -184,7 +204,7 @@ def user_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List the users."""
-    with _accounts(config, database_url) as handle:
+    with _accounts(config, database_url, read_only=True) as handle:
         users = handle.accounts.list_users()
     rows = [(u.name, u.email or "", _yes(u.enabled), _yes(u.superuser)) for u in users]
     _emit(output, users, _table(rows, ("NAME", "EMAIL", "ENABLED", "SUPERUSER")))
@@ -267,7 +287,7 @@ def token_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List a user's application tokens (never the tokens themselves)."""
-    with _accounts(config, database_url) as handle:
+    with _accounts(config, database_url, read_only=True) as handle:
         tokens = handle.accounts.list_app_tokens(user)
     rows = [
         (
@@ -322,7 +342,7 @@ def org_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List the organizations."""
-    with _accounts(config, database_url) as handle:
+    with _accounts(config, database_url, read_only=True) as handle:
         orgs = handle.accounts.list_organizations()
     data = [{"name": o.name, "email": o.email, "enabled": o.enabled} for o in orgs]
     rows = [(o.name, o.email or "", _yes(o.enabled)) for o in orgs]
@@ -402,7 +422,7 @@ def team_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List an organization's teams, their roles and members."""
-    with _accounts(config, database_url) as handle:
+    with _accounts(config, database_url, read_only=True) as handle:
         teams = [
             (team, handle.accounts.list_team_members(org, team.name))
             for team in handle.accounts.list_teams(org)
@@ -451,7 +471,7 @@ def robot_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List a namespace's robots (never their secrets)."""
-    with _accounts(config, database_url) as handle:
+    with _accounts(config, database_url, read_only=True) as handle:
         robots = handle.accounts.list_robots(namespace)
     data = [{**_plain(r), "name": r.name} for r in robots]
     rows = [(r.name, r.description, r.created.isoformat(timespec="seconds")) for r in robots]
@@ -572,7 +592,7 @@ def repo_permissions(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List who was granted what on a repository."""
-    with _accounts(config, database_url) as handle:
+    with _accounts(config, database_url, read_only=True) as handle:
         granted = handle.accounts.list_permissions(repository)
     rows = [(p.kind.value, p.name, p.role.value) for p in granted]
     _emit(output, granted, _table(rows, ("KIND", "NAME", "ROLE")))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from moorage.cli.options import ConfigOption, DatabaseUrlOption
@@ -27,10 +29,15 @@ def upgrade(config: ConfigOption = None, database_url: DatabaseUrlOption = None)
 def current(config: ConfigOption = None, database_url: DatabaseUrlOption = None) -> None:
     """Print the schema revision the database is at."""
     from moorage.app import database_revision  # heavy; keeps `moorage --help` quick
+    from moorage.db.engine import sqlite_file
 
     settings = load_settings(config, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
-    revision = database_revision(settings)
+    database_file = sqlite_file(settings.database_url)
+    if database_file is not None and not Path(database_file).expanduser().exists():
+        revision = None  # asking must not create the file (nor its directory)
+    else:
+        revision = database_revision(settings)
     typer.echo(
         revision if revision is not None else "none (empty database: run 'moorage db upgrade')"
     )

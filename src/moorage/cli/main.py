@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -22,6 +22,8 @@ app = typer.Typer(
     # Locals can hold the database password: never print them in tracebacks.
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    # docker/skopeo habits: -h too, on every command (click hands it down to subcommands).
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(serve.serve)
 app.add_typer(db.app, name="db")
@@ -30,6 +32,27 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(storage.app, name="storage")
 for name, group in accounts.GROUPS:  # user, org, team, robot, repo, namespace
     app.add_typer(group, name=name)
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"moorage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    """Moorage: a container image registry."""
 
 
 @app.command()
