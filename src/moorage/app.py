@@ -29,7 +29,9 @@ from moorage.services.accounts import AccountService
 from moorage.services.logins import AuthServices, LoginService, LoginThrottle
 from moorage.services.manifests import ManifestSettings
 from moorage.services.permissions import PermissionService
-from moorage.services.registry import RegistryServices, build_services
+from moorage.services.registry import AdminServices, RegistryServices, build_services
+from moorage.services.repository_admin import RepositoryAdmin
+from moorage.services.tag_admin import TagAdmin
 from moorage.services.uploads import UploadSettings
 from moorage.services.verify import StorageVerifier
 from moorage.storage import StorageDriver, StorageLocations, create_driver
@@ -49,6 +51,7 @@ class Application:
     model: SqlRegistryModel
     locations: StorageLocations
     registry: RegistryServices
+    admin: AdminServices  # the REST API's and the admin CLI's
     metrics: Metrics
     asgi: ASGIApp
     verify: VerifyJob  # `moorage storage verify`
@@ -297,12 +300,19 @@ def build(settings: Settings) -> Application:
         page_cap=settings.listing_page_cap,
         library_support=settings.library_support,
     )
+    admin = AdminServices(
+        resolver=registry.repositories,
+        repositories=RepositoryAdmin(model, registry.repositories, permissions),
+        tags=TagAdmin(model),
+        accounts=accounts,
+    )
     context = HttpContext(
         metrics=metrics,
         health_checks=(HealthCheck("database", database.ping), *storage_checks),
         read_only=settings.read_only,
         on_shutdown=(database.close,),
         registry=registry,
+        admin=admin,
         inline_reads=settings.is_embedded_database,
         body_idle_timeout_s=settings.upload_body_idle_timeout_s,
         upload_threads=ThreadPool(settings.upload_threads),
@@ -317,6 +327,7 @@ def build(settings: Settings) -> Application:
         model=model,
         locations=locations,
         registry=registry,
+        admin=admin,
         metrics=metrics,
         asgi=create_http_app(context),
         verify=verify,

@@ -167,3 +167,19 @@ class TagInvalidError(MoorageError):
 
 class PaginationInvalidError(MoorageError):
     """``n`` is not a non-negative integer (PAGINATION_NUMBER_INVALID)."""
+
+
+class InvalidRequestError(MoorageError):
+    """A REST API request whose input breaks a rule; ``field`` names the part at fault."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFoundError(MoorageError):
+    """A REST API resource that does not exist (or that the caller may not know of)."""
+
+
+class ConflictError(MoorageError):
+    """A compare-and-set lost: the resource changed since the caller last read it (409)."""

@@ -56,6 +56,7 @@ class RepositoryState(IntEnum):
     NORMAL = 0
     READ_ONLY = 1
     MIRROR = 2
+    MARKED_FOR_DELETION = 3  # deleted through the API: renamed away, its content for GC
 
 
 class Visibility(StrEnum):
@@ -102,6 +103,16 @@ class RepositoryReference(_Record):
     @property
     def full_name(self) -> str:
         return f"{self.namespace_name}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RepositorySummary:
+    """What a repository listing shows besides the name: alive tags, the bytes of the
+    distinct manifests they point at (layers, as pushed), the latest tag change (ms)."""
+
+    tag_count: int
+    size_bytes: int
+    last_modified_ms: int | None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -33,7 +33,7 @@ from moorage.domain.access import (
     ResourceScope,
     repository_scope,
 )
-from moorage.domain.errors import AccessDeniedError
+from moorage.domain.errors import AccessDeniedError, RepositoryNotFoundError
 from moorage.http.auth.challenges import challenge_for
 from moorage.http.auth.credentials import (
     MalformedCredentialsError,
@@ -64,10 +64,22 @@ class Access(Enum):
     CREATE = "create"  # write, creating the repository on first push (upload start, manifest)
     DELETE = "delete"  # delete from an existing repository
     CATALOG = "catalog"  # the registry-wide repository listing
+    # The REST API (/api/v1). A repository the caller may not read is "not found" there
+    # (404, whether or not it exists); one it reads but may not change is 403.
+    API_READ = "api-read"  # read a repository (anyone, if it is public)
+    API_WRITE = "api-write"  # change its tags and labels
+    API_ADMIN = "api-admin"  # change its visibility or state, delete it
+    API_LIST = "api-list"  # anyone: lists show what the caller may see (public ones at least)
+    API_CREATE = "api-create"  # a signed-in caller creating a repository (checked by name)
+    API_SUPERUSER = "api-superuser"  # registry administration (namespaces)
 
     @property
     def writes(self) -> bool:
-        return self in (Access.PUSH, Access.CREATE, Access.DELETE)
+        return self in _WRITES
+
+    @property
+    def api(self) -> bool:
+        return self.value.startswith("api-")
 
     @property
     def action(self) -> Action | None:
@@ -79,7 +91,21 @@ _ACTIONS = {
     Access.PUSH: Action.PUSH,
     Access.CREATE: Action.PUSH,
     Access.DELETE: Action.DELETE,
+    Access.API_READ: Action.PULL,
+    Access.API_WRITE: Action.PUSH,
+    Access.API_ADMIN: Action.ALL,
 }
+_WRITES = frozenset(
+    {
+        Access.PUSH,
+        Access.CREATE,
+        Access.DELETE,
+        Access.API_WRITE,
+        Access.API_ADMIN,
+        Access.API_CREATE,
+        Access.API_SUPERUSER,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +165,9 @@ async def admit(request: Request, access: Access) -> None:
         return
     caller = await _authenticate(request, auth)
     request.scope[_CALLER] = caller
+    if access.api:
+        await _admit_api(request, access, caller, authorizer, auth)
+        return
     scope = _needed_scope(request, access)
     if scope is None:  # /v2/: whoever has credentials; anonymous callers learn the realm
         if caller.principal.is_anonymous and not caller.presented_credentials:
@@ -154,6 +183,43 @@ async def admit(request: Request, access: Access) -> None:
             "authentication required" if error is None else "not authorized for this",
             challenge_for(request, auth, [needed], error),
         )
+
+
+async def _admit_api(
+    request: Request, access: Access, caller: Caller, authorizer: Authorizer, auth: AuthServices
+) -> None:
+    """The REST API's rules: no credentials where they are needed is 401; a repository the
+    caller may not read is not found (404), never "forbidden", so private names stay
+    private; one it may read but not change is 403."""
+    anonymous = caller.principal.is_anonymous
+
+    def login_required() -> AuthenticationRequiredError:
+        return AuthenticationRequiredError("authentication required", challenge_for(request, auth))
+
+    if access is Access.API_LIST:
+        return
+    if access in (Access.API_CREATE, Access.API_SUPERUSER):
+        if anonymous:
+            raise login_required()
+        if access is Access.API_SUPERUSER and not caller.principal.superuser:
+            raise AccessDeniedError("only superusers may do this")
+        return
+    name = api_repository_name(request)
+    if await _allows(request, caller, repository_scope(name, Action.PULL), authorizer):
+        if access is Access.API_READ:
+            return
+        if await _allows(request, caller, repository_scope(name, _ACTIONS[access]), authorizer):
+            return
+        raise AccessDeniedError("you may read this repository but not change it")
+    if anonymous and not caller.presented_credentials:
+        raise login_required()
+    raise RepositoryNotFoundError(f"no repository {name[:100]}")
+
+
+def api_repository_name(request: Request) -> str:
+    """``namespace/repository`` of a REST API path."""
+    params = request.path_params
+    return f"{params['namespace']}/{params['repository']}"
 
 
 async def _refuse_disabled_namespace(request: Request, scope: ResourceScope) -> None:
@@ -172,6 +238,14 @@ async def permits(request: Request, scope: ResourceScope) -> bool:
     if caller.open or context.authorizer is None:
         return True
     return await _allows(request, caller, scope, context.authorizer)
+
+
+def mount_reader(request: Request) -> Principal | None:
+    """Whose read permissions bound a mount without ``from``: the admitted caller's account
+    as the database has it now (a token names only the target repository); None while
+    auth is off (any repository)."""
+    caller = caller_of(request)
+    return None if caller.open else caller.principal
 
 
 async def _authenticate(request: Request, auth: AuthServices) -> Caller:

@@ -12,7 +12,7 @@ from moorage.http.health import HealthCheck
 from moorage.observability import Metrics
 from moorage.services.logins import AuthServices
 from moorage.services.permissions import PermissionService
-from moorage.services.registry import RegistryServices
+from moorage.services.registry import AdminServices, RegistryServices
 
 
 class ThreadPool:
@@ -39,6 +39,7 @@ class HttpContext:
     health_timeout_s: float = 5.0
     on_shutdown: Sequence[Callable[[], None]] = field(default_factory=tuple)
     registry: RegistryServices | None = None
+    admin: AdminServices | None = None  # the REST API's services
     # Run metadata reads on the event loop (the embedded SQLite database: no network waits).
     inline_reads: bool = False
     # A request body that sends nothing for this long is dropped (the session stays intact).

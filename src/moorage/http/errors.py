@@ -44,12 +44,16 @@ class ErrorCode(StrEnum):
     RANGE_INVALID = "RANGE_INVALID"
     NOT_FOUND = "NOT_FOUND"  # no route matches the path
     INVALID_REQUEST = "INVALID_REQUEST"  # Quay's code for refused REST API input
+    CONFLICT = "CONFLICT"  # a REST API compare-and-set lost
     UNKNOWN = "UNKNOWN"
     UNAVAILABLE = "UNAVAILABLE"
 
 
 # Domain errors, most specific first; lookup walks the exception's MRO.
 DOMAIN_ERRORS: Mapping[type[domain.MoorageError], tuple[int, ErrorCode]] = {
+    domain.InvalidRequestError: (400, ErrorCode.INVALID_REQUEST),
+    domain.NotFoundError: (404, ErrorCode.NOT_FOUND),
+    domain.ConflictError: (409, ErrorCode.CONFLICT),
     domain.InvalidDigestError: (400, ErrorCode.DIGEST_INVALID),
     domain.InvalidNameError: (400, ErrorCode.NAME_INVALID),
     domain.RepositoryNotFoundError: (404, ErrorCode.NAME_UNKNOWN),
@@ -115,6 +119,55 @@ def error_response(
 
 MESSAGE_LIMIT = 200  # characters; the sources already quote client input at most ~100
 
+API_PREFIX = "/api/"
+# The REST API's error bodies follow Quay's shape (status, error_type, title, detail,
+# error_message); the error type is a stable word per status.
+API_ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request",
+    401: "invalid_token",
+    403: "insufficient_scope",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    416: "invalid_request",
+    429: "too_many_requests",
+}
+
+
+def api_error_response(
+    status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+) -> Response:
+    error_type = API_ERROR_TYPES.get(status, "server_error")
+    text = _concise(message)
+    body: dict[str, Any] = {
+        "status": status,
+        "error_type": error_type,
+        "title": error_type,
+        "detail": text,
+        "error_message": text,
+    }
+    if field is not None:
+        body["field"] = field[:ECHO_LIMIT]
+    return _ErrorBody(body, status_code=status, headers=headers)
+
+
+def respond(
+    request: Request,
+    status: int,
+    code: ErrorCode,
+    message: str,
+    detail: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The error in the format of the API the request addressed."""
+    if request.url.path.startswith(API_PREFIX):
+        field = getattr(detail, "get", lambda _key: None)("field")
+        return api_error_response(status, message, field, headers)
+    return error_response(status, code, message, detail, headers)
+
 
 def _concise(message: str) -> str:
     """The last guard against a message that reflects a client's kilobytes."""
@@ -136,9 +189,9 @@ def classify(exc: domain.MoorageError) -> tuple[int, ErrorCode]:
     return 500, ErrorCode.UNKNOWN
 
 
-async def handle_registry_error(_request: Request, exc: Exception) -> Response:
+async def handle_registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    return error_response(exc.status, exc.code, exc.message, exc.detail)
+    return respond(request, exc.status, exc.code, exc.message, exc.detail)
 
 
 def _extra_headers(request: Request, exc: domain.MoorageError) -> dict[str, str] | None:
@@ -166,29 +219,35 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         code = ErrorCode.MANIFEST_INVALID  # a manifest PUT's body, not an upload's
     if status >= 500:
         log.error("unexpected domain error", exc_info=exc)
-        return error_response(status, code, "internal server error")
+        return respond(request, status, code, "internal server error")
     digest = getattr(exc, "digest", None)
-    detail = {"digest": digest[:ECHO_LIMIT]} if isinstance(digest, str) else None
-    return error_response(status, code, str(exc), detail, _extra_headers(request, exc))
-
-
-async def handle_authentication_required(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AuthenticationRequiredError)
-    return error_response(
-        401, ErrorCode.UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": exc.challenge}
+    field = getattr(exc, "field", None)
+    detail = (
+        {"digest": digest[:ECHO_LIMIT]}
+        if isinstance(digest, str)
+        else {"field": field}
+        if isinstance(field, str)
+        else None
     )
+    return respond(request, status, code, str(exc), detail, _extra_headers(request, exc))
 
 
-async def handle_http_exception(_request: Request, exc: Exception) -> Response:
+async def handle_authentication_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthenticationRequiredError)
+    headers = {"WWW-Authenticate": exc.challenge}
+    return respond(request, 401, ErrorCode.UNAUTHORIZED, str(exc), headers=headers)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_STATUS_CODES.get(exc.status_code, ErrorCode.UNKNOWN)
     message = "route not found" if exc.status_code == 404 else str(exc.detail).lower()
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    return respond(request, exc.status_code, code, message, headers=exc.headers)
 
 
-async def handle_unexpected(_request: Request, _exc: Exception) -> Response:
+async def handle_unexpected(request: Request, _exc: Exception) -> Response:
     # The request middleware logs the traceback once, with the request id.
-    return error_response(500, ErrorCode.UNKNOWN, "internal server error")
+    return respond(request, 500, ErrorCode.UNKNOWN, "internal server error")
 
 
 EXCEPTION_HANDLERS = {

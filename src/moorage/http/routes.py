@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from moorage.http import system
 from moorage.http.access import Access, guarded
+from moorage.http.api import namespaces, openapi, repositories, tags
 from moorage.http.auth import token
 from moorage.http.v2 import base, blobs, listing, manifests, uploads
 
@@ -35,6 +36,10 @@ _MANIFEST = "/v2/{name:path}/manifests/{reference}"
 _UPLOADS = "/v2/{name:path}/blobs/uploads/"
 _UPLOAD = "/v2/{name:path}/blobs/uploads/{upload_id}"
 _BLOB = "/v2/{name:path}/blobs/{digest}"
+_REPO = "/api/v1/repository/{namespace}/{repository:path}"
+_TAG = _REPO + "/tag/{tag}"
+_API_MANIFEST = _REPO + "/manifest/{digest}"
+_LABELS = _API_MANIFEST + "/labels"
 
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/v2/", base.api_check, Access.LOGIN, "v2.base"),
@@ -63,6 +68,70 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("DELETE", _BLOB, blobs.delete_blob, Access.DELETE, "v2.blob.delete"),
     RouteSpec(
         "GET", "/v2/{name:path}/referrers/{digest}", listing.referrers, Access.PULL, "v2.referrers"
+    ),
+    # The REST API (Quay's paths). {repository:path} may hold slashes: the fixed segments
+    # after it decide the route, so the longer patterns come first.
+    RouteSpec("GET", "/api/v1/openapi.json", openapi.document, Access.NONE, "api.openapi"),
+    RouteSpec(
+        "POST",
+        "/api/v1/repository",
+        repositories.create_repository,
+        Access.API_CREATE,
+        "api.repository.create",
+    ),
+    RouteSpec(
+        "GET",
+        "/api/v1/repository",
+        repositories.list_repositories,
+        Access.API_LIST,
+        "api.repository.list",
+    ),
+    RouteSpec("POST", _TAG + "/restore", tags.restore_tag, Access.API_WRITE, "api.tag.restore"),
+    RouteSpec("PUT", _TAG, tags.change_tag, Access.API_WRITE, "api.tag.change"),
+    RouteSpec("DELETE", _TAG, tags.delete_tag, Access.API_WRITE, "api.tag.delete"),
+    RouteSpec("GET", _REPO + "/tag/", tags.list_tags, Access.API_READ, "api.tag.list"),
+    RouteSpec("GET", _LABELS + "/{label_id}", tags.get_label, Access.API_READ, "api.label"),
+    RouteSpec(
+        "DELETE", _LABELS + "/{label_id}", tags.delete_label, Access.API_WRITE, "api.label.delete"
+    ),
+    RouteSpec("GET", _LABELS, tags.list_labels, Access.API_READ, "api.label.list"),
+    RouteSpec("POST", _LABELS, tags.add_label, Access.API_WRITE, "api.label.add"),
+    RouteSpec(
+        "GET",
+        _API_MANIFEST + "/security",
+        tags.manifest_security,
+        Access.API_READ,
+        "api.manifest.security",
+    ),
+    RouteSpec("GET", _API_MANIFEST, tags.get_manifest, Access.API_READ, "api.manifest"),
+    RouteSpec(
+        "POST",
+        _REPO + "/changevisibility",
+        repositories.change_visibility,
+        Access.API_ADMIN,
+        "api.repository.visibility",
+    ),
+    RouteSpec(
+        "PUT",
+        _REPO + "/changestate",
+        repositories.change_state,
+        Access.API_ADMIN,
+        "api.repository.state",
+    ),
+    RouteSpec("GET", _REPO, repositories.get_repository, Access.API_READ, "api.repository"),
+    RouteSpec(
+        "DELETE",
+        _REPO,
+        repositories.delete_repository,
+        Access.API_ADMIN,
+        "api.repository.delete",
+    ),
+    RouteSpec(
+        "PUT",
+        "/api/v1/superuser/namespaces/{namespace}",
+        namespaces.set_namespace_enabled,
+        Access.API_SUPERUSER,
+        "api.namespace.enabled",
     ),
 )
 

@@ -5,12 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moorage.model.interface import RegistryModel
+from moorage.services.accounts import AccountService
 from moorage.services.blobs import BlobService
 from moorage.services.listing import ListingService
 from moorage.services.manifests import ManifestService, ManifestSettings
 from moorage.services.repositories import RepositoryResolver
+from moorage.services.repository_admin import RepositoryAdmin
+from moorage.services.tag_admin import TagAdmin
 from moorage.services.uploads import UploadService, UploadSettings
 from moorage.storage import StorageLocations
+
+
+@dataclass(frozen=True, slots=True)
+class AdminServices:
+    """What the REST API and the admin CLI manage: repositories, tags and labels, accounts
+    (namespaces enabled or not)."""
+
+    resolver: RepositoryResolver
+    repositories: RepositoryAdmin
+    tags: TagAdmin
+    accounts: AccountService
 
 
 @dataclass(frozen=True, slots=True)

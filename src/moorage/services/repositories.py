@@ -44,6 +44,8 @@ class RepositoryResolver:
         self.library_support = library_support  # ``alpine`` means ``library/alpine``
 
     def _checked(self, repository: RepositoryReference) -> RepositoryReference:
+        if repository.state is RepositoryState.MARKED_FOR_DELETION:
+            raise RepositoryNotFoundError(f"repository {repository.full_name} is deleted")
         if not repository.namespace_enabled:
             raise AccessDeniedError(f"namespace {repository.namespace_name} is disabled")
         if repository.kind is not RepositoryKind.IMAGE:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from moorage.domain.access import Principal
 from moorage.domain.manifests import ParsedManifest, Schema1Signer, V1Entry
 from moorage.domain.records import (
     Blob,
@@ -17,6 +18,7 @@ from moorage.domain.records import (
     RepositoryKind,
     RepositoryReference,
     RepositoryState,
+    RepositorySummary,
     Visibility,
 )
 
@@ -67,6 +69,19 @@ class RepositoryAdministration(Protocol):
     ) -> None:
         """Sets the repository's state (normal, read-only, mirror); a missing repository
         is left alone."""
+        ...
+
+    def repository_summary(self, repository_ref: RepositoryReference) -> RepositorySummary:
+        """Alive tag count, the summed size of the distinct manifests they point at, and
+        the start or end of the latest tag change (None for a repository never tagged)."""
+        ...
+
+    def mark_repository_deleted(self, repository_ref: RepositoryReference) -> bool:
+        """Deletes the repository as users see it, in one transaction: every alive tag
+        ends now, its manifests are marked deleted, and the repository is renamed away
+        (state MARKED_FOR_DELETION) so that its name is free for a new repository and
+        nothing finds it by name; garbage collection removes its rows and bytes later.
+        False if it was already gone."""
         ...
 
 
@@ -134,6 +149,15 @@ class BlobLinks(Protocol):
     def remove_blob_links(self, repository_ref: RepositoryReference, blob: Blob) -> bool:
         """Drops the repository's upload/mount links to the blob (a blob DELETE). False,
         and nothing changed, while a manifest of the repository references the blob."""
+        ...
+
+    def find_readable_repository_with_blob(
+        self, reader: Principal | None, digest: str
+    ) -> RepositoryReference | None:
+        """A repository ``reader`` may pull (the rule of ``list_readable_repository_names``;
+        any repository for None, when the registry runs open) in which the complete blob
+        ``digest`` is linked and stored: the source of a mount without ``from``. None when
+        there is none. One query, a pure database read."""
         ...
 
 

@@ -6,7 +6,18 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, false, or_, select, true, union, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    delete,
+    exists,
+    false,
+    or_,
+    select,
+    true,
+    union,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,7 +37,13 @@ from moorage.domain.accounts import (
 )
 from moorage.domain.errors import DataModelError
 from moorage.domain.names import validate_namespace_name
-from moorage.domain.records import Namespace, NamespaceKind, RepositoryReference, Visibility
+from moorage.domain.records import (
+    Namespace,
+    NamespaceKind,
+    RepositoryReference,
+    RepositoryState,
+    Visibility,
+)
 from moorage.model.sql.base import SqlModelBase, insert_ignoring_conflict, new_uuid
 from moorage.model.sql.listing import _bytewise
 
@@ -645,32 +662,18 @@ class AccountsMixin(SqlModelBase):
         r, ns = t.repository, t.namespace
         full_name = ns.c.name + "/" + r.c.name
         with self.database.read() as conn:
-            who = self._principal_row(conn, principal)
-            readable: ColumnElement[bool] = r.c.visibility == Visibility.PUBLIC.value
-            if who is not None and who.active:
-                if who.superuser:
-                    readable = true()
-                else:
-                    p = t.repository_permission
-                    teams = self._member_teams(principal, who.id)
-                    mine = p.c.user_id if principal.kind is PrincipalKind.USER else p.c.robot_id
-                    granted = union(
-                        select(p.c.repository_id).where(mine == who.id),
-                        select(p.c.repository_id).where(p.c.team_id.in_(teams)),
-                    )
-                    admin_orgs = select(t.team.c.namespace_id).where(
-                        t.team.c.id.in_(teams), t.team.c.role == TeamRole.ADMIN.value
-                    )
-                    conditions = [readable, r.c.id.in_(granted), r.c.namespace_id.in_(admin_orgs)]
-                    if principal.kind is PrincipalKind.USER:
-                        conditions.append(r.c.namespace_id == who.id)
-                    readable = or_(*conditions)
+            readable = self._readable_by(conn, principal)
             # The order (and paging) of ``list_repository_names``: byte-wise on the full name.
             ordered = _bytewise(conn, full_name)
             query = (
                 select(full_name.label("full_name"))
                 .join(ns, ns.c.id == r.c.namespace_id)
-                .where(ns.c.enabled.is_(True), r.c.kind == "image", readable)
+                .where(
+                    ns.c.enabled.is_(True),
+                    r.c.kind == "image",
+                    r.c.state != RepositoryState.MARKED_FOR_DELETION.value,
+                    readable,
+                )
                 .order_by(ordered)
             )
             if after is not None:
@@ -678,3 +681,69 @@ class AccountsMixin(SqlModelBase):
             if limit is not None:
                 query = query.limit(limit)
             return [str(name) for name in conn.execute(query).scalars()]
+
+    def _readable_by(self, conn: Connection, principal: Principal) -> ColumnElement[bool]:
+        """The condition on ``repository`` rows that ``principal`` may pull (the enabled
+        namespace, kind and state are the caller's to add)."""
+        r = t.repository
+        who = self._principal_row(conn, principal)
+        readable: ColumnElement[bool] = r.c.visibility == Visibility.PUBLIC.value
+        if who is None or not who.active:
+            return readable
+        if who.superuser:
+            return true()
+        p = t.repository_permission
+        teams = self._member_teams(principal, who.id)
+        mine = p.c.user_id if principal.kind is PrincipalKind.USER else p.c.robot_id
+        granted = union(
+            select(p.c.repository_id).where(mine == who.id),
+            select(p.c.repository_id).where(p.c.team_id.in_(teams)),
+        )
+        admin_orgs = select(t.team.c.namespace_id).where(
+            t.team.c.id.in_(teams), t.team.c.role == TeamRole.ADMIN.value
+        )
+        conditions = [readable, r.c.id.in_(granted), r.c.namespace_id.in_(admin_orgs)]
+        if principal.kind is PrincipalKind.USER:
+            conditions.append(r.c.namespace_id == who.id)
+        return or_(*conditions)
+
+    def find_readable_repository_with_blob(
+        self, reader: Principal | None, digest: str
+    ) -> RepositoryReference | None:
+        r, ns, b = t.repository, t.namespace, t.blob
+        with self.database.read() as conn:
+            readable = true() if reader is None else self._readable_by(conn, reader)
+            linked = or_(
+                exists().where(
+                    t.manifest_blob.c.blob_id == b.c.id,
+                    t.manifest_blob.c.repository_id == r.c.id,
+                    t.manifest.c.id == t.manifest_blob.c.manifest_id,
+                    t.manifest.c.deleted_at_ms.is_(None),
+                ),
+                exists().where(
+                    t.legacy_image.c.blob_id == b.c.id,
+                    t.legacy_image.c.repository_id == r.c.id,
+                    t.legacy_image.c.v1_pushed.is_(True),
+                ),
+                exists().where(
+                    t.uploaded_blob.c.blob_id == b.c.id,
+                    t.uploaded_blob.c.repository_id == r.c.id,
+                    t.uploaded_blob.c.expires_at_ms > self.now_ms(),
+                ),
+            )
+            found = conn.execute(
+                select(r.c.id)
+                .join(ns, ns.c.id == r.c.namespace_id)
+                .join(b, b.c.digest == digest)
+                .where(
+                    b.c.uploading.is_(False),
+                    exists().where(t.blob_placement.c.blob_id == b.c.id),
+                    ns.c.enabled.is_(True),
+                    r.c.kind == "image",
+                    r.c.state != RepositoryState.MARKED_FOR_DELETION.value,
+                    readable,
+                    linked,
+                )
+                .limit(1)
+            ).scalar()
+            return None if found is None else self.repository_ref(conn, found)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, select
 
 from moorage.db import tables as t
-from moorage.domain.records import RepositoryReference
+from moorage.domain.records import RepositoryReference, RepositoryState
 from moorage.model.sql.base import SqlModelBase
 
 
@@ -65,7 +65,11 @@ class ListingMixin(SqlModelBase):
             query = (
                 select(full_name.label("full_name"))
                 .join(t.namespace, t.namespace.c.id == t.repository.c.namespace_id)
-                .where(t.namespace.c.enabled.is_(True), t.repository.c.kind == "image")
+                .where(
+                    t.namespace.c.enabled.is_(True),
+                    t.repository.c.kind == "image",
+                    t.repository.c.state != RepositoryState.MARKED_FOR_DELETION.value,
+                )
                 .order_by(ordered)
             )
             if public_only:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
@@ -16,6 +17,7 @@ from moorage.domain.records import (
     RepositoryKind,
     RepositoryReference,
     RepositoryState,
+    RepositorySummary,
     Visibility,
 )
 from moorage.model.sql.base import (
@@ -157,3 +159,61 @@ class RepositoryMixin(SqlModelBase):
         if row is None or (kind_filter is not None and row.kind != RepositoryKind(kind_filter)):
             return None
         return repository_from_row(row)
+
+    def repository_summary(self, repository_ref: RepositoryReference) -> RepositorySummary:
+        tag, manifest = t.tag, t.manifest
+        alive = (
+            tag.c.repository_id == repository_ref.id,
+            tag.c.hidden.is_(False),
+            or_(tag.c.lifetime_end_ms.is_(None), tag.c.lifetime_end_ms > bindparam("now_ms")),
+        )
+        with self.database.read() as conn:
+            params = {"now_ms": self.now_ms()}
+            count = conn.execute(select(func.count()).where(*alive), params).scalar_one()
+            manifests = select(tag.c.manifest_id).where(*alive).distinct().subquery()
+            size = conn.execute(
+                select(func.coalesce(func.sum(manifest.c.layers_compressed_size), 0)).where(
+                    manifest.c.id.in_(select(manifests.c.manifest_id))
+                ),
+                params,
+            ).scalar_one()
+            changed = conn.execute(
+                select(func.max(tag.c.lifetime_start_ms), func.max(tag.c.lifetime_end_ms)).where(
+                    tag.c.repository_id == repository_ref.id, tag.c.hidden.is_(False)
+                )
+            ).one()
+        moments = [m for m in changed if m is not None and m <= params["now_ms"]]
+        return RepositorySummary(int(count), int(size), max(moments) if moments else None)
+
+    def mark_repository_deleted(self, repository_ref: RepositoryReference) -> bool:
+        with self.database.write() as conn:
+            if not self.lock_repository(conn, repository_ref.id):
+                return False
+            now_ms = self.now_ms()
+            conn.execute(
+                update(t.tag)
+                .where(
+                    t.tag.c.repository_id == repository_ref.id,
+                    or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > now_ms),
+                )
+                .values(lifetime_end_ms=now_ms)
+            )
+            conn.execute(
+                update(t.manifest)
+                .where(
+                    t.manifest.c.repository_id == repository_ref.id,
+                    t.manifest.c.deleted_at_ms.is_(None),
+                )
+                .values(deleted_at_ms=now_ms)
+            )
+            # A name no user can pick (repository names are lower case), unique anyway.
+            tombstone = f"{repository_ref.name[:200]}+deleted-{secrets.token_hex(8)}"
+            result = conn.execute(
+                update(t.repository)
+                .where(
+                    t.repository.c.id == repository_ref.id,
+                    t.repository.c.state != RepositoryState.MARKED_FOR_DELETION.value,
+                )
+                .values(name=tombstone, state=RepositoryState.MARKED_FOR_DELETION.value)
+            )
+            return bool(result.rowcount)
