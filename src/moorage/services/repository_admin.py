@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from moorage.domain.access import Principal
-from moorage.domain.errors import InvalidRequestError, RepositoryNotFoundError
+from moorage.domain.errors import ConflictError, InvalidRequestError, RepositoryNotFoundError
 from moorage.domain.names import split_full_name
 from moorage.domain.records import (
     RepositoryReference,
@@ -63,9 +63,10 @@ def encode_page_token(last_name: str) -> str:
 def decode_page_token(token: str) -> str:
     try:
         padded = token + "=" * (-len(token) % 4)
-        return base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode()
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidRequestError("next_page is not a token this API gave", "next_page") from None
+    return raw.decode("utf-8", "replace")  # a forged one only moves the start of the page
 
 
 class RepositoryAdmin:
@@ -89,7 +90,7 @@ class RepositoryAdmin:
         one is refused: the API creates, it does not adopt."""
         namespace, name = split_full_name(full_name, library=self.resolver.library_support)
         if self.model.lookup_repository(namespace, name) is not None:
-            raise InvalidRequestError(f"repository {full_name} already exists", "repository")
+            raise ConflictError(f"repository {full_name} already exists")
         repository = self.resolver.resolve(full_name, Resolution.CREATE, on_created)
         if visibility is not Visibility.PRIVATE:
             self.model.set_repository_visibility(repository, visibility)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from moorage.domain.digest import Digest
 from moorage.domain.errors import (
+    AccessDeniedError,
     ConflictError,
     DataModelError,
     InvalidDigestError,
@@ -121,9 +122,8 @@ class TagAdmin:
         manifest = self.manifest(repository, manifest_digest)
         restored = self.model.retarget_tag(repository, name, manifest, is_reversion=True)
         if restored is None:
-            raise InvalidRequestError(
-                f"{manifest.digest} is not in the history of {name} within the time machine",
-                "manifest_digest",
+            raise NotFoundError(
+                f"{name} never pointed at {manifest.digest} within the time machine's window"
             )
         return restored
 
@@ -214,8 +214,8 @@ class TagAdmin:
         manifest = self.manifest(repository, digest)
         try:
             deleted = self.model.delete_manifest_label(manifest, label_id)
-        except DataModelError as refused:
-            raise InvalidRequestError(str(refused), "label") from None
+        except DataModelError as refused:  # a label from the manifest: read-only
+            raise AccessDeniedError(str(refused)) from None
         if deleted is None:
             raise NotFoundError(f"no label {label_id[:100]} on {digest[:100]}")
         return deleted

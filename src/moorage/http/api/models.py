@@ -8,10 +8,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from moorage.domain.records import Label, ManifestLayer, RepositoryState, Tag
+from moorage.http.api.operation import DIGEST, NAMESPACE_NAME, REPOSITORY_NAME
 from moorage.services.repository_admin import RepositoryView
 from moorage.services.tag_admin import ManifestView
 
-NAME = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+_RESERVED_KEY = (
+    r"^(?:com\.docker\.|io\.docker\.|org\.dockerproject\.|org\.opencontainers\.|io\.cncf\."
+    r"|io\.kubernetes\.|io\.k8s\.|io\.quay|com\.coreos|com\.tectonic|internal|quay)"
+)
+# The label key grammar (services check it; Rust regexes have no look-ahead, so it lives in
+# the document only).
+_LABEL_KEY = r"^[a-z0-9](?:(?:[a-z0-9]|[-.](?![.-]))*[a-z0-9])?$"
 
 
 class _Body(BaseModel):
@@ -36,8 +43,8 @@ class Error(_Out):
 
 
 class CreateRepository(_Body):
-    namespace: str = Field(min_length=1, max_length=255)
-    repository: str = Field(min_length=1, max_length=255)
+    namespace: str = Field(min_length=2, max_length=100, pattern=NAMESPACE_NAME)
+    repository: str = Field(min_length=1, max_length=150, pattern=REPOSITORY_NAME)
     visibility: Literal["public", "private"] = "private"
 
 
@@ -127,16 +134,29 @@ class TagList(_Out):
 
 class ChangeTag(_Body):
     """Move or create the tag (``manifest_digest``, optionally compare-and-set on
-    ``expected_manifest_digest``: "" for a tag that must not exist), or set its
-    ``expiration`` (epoch seconds; null: never)."""
+    ``expected_manifest_digest``: "" for a tag that must not exist yet), and/or set its
+    ``expiration`` (epoch seconds; null: never), as Quay's PUT does (the move first)."""
 
-    manifest_digest: str | None = Field(default=None, max_length=200)
-    expected_manifest_digest: str | None = Field(default=None, max_length=200)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["manifest_digest"],
+                    "properties": {"manifest_digest": {"type": "string"}},
+                },
+                {"required": ["expiration"]},
+            ]
+        },
+    )
+    manifest_digest: str | None = Field(default=None, pattern=DIGEST)
+    expected_manifest_digest: str | None = Field(default=None, pattern=rf"^$|{DIGEST}")
     expiration: int | None = Field(default=None, ge=0, le=2**40)
 
 
 class RestoreTag(_Body):
-    manifest_digest: str = Field(max_length=200)
+    manifest_digest: str = Field(pattern=DIGEST)
 
 
 # -- manifests and labels --------------------------------------------------------------------
@@ -212,6 +232,10 @@ class LabelList(_Out):
 
 
 class AddLabel(_Body):
-    key: str = Field(min_length=1, max_length=255)
-    value: str = Field(max_length=65536)
+    key: str = Field(
+        min_length=1,
+        max_length=255,
+        json_schema_extra={"pattern": _LABEL_KEY, "not": {"pattern": _RESERVED_KEY}},
+    )
+    value: str = Field(max_length=65536, json_schema_extra={"pattern": "^[^\u0000]*$"})
     media_type: Literal["text/plain", "application/json"] | None = None

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from moorage.http.api.models import Error
-from moorage.http.api.operation import operation_of
+from moorage.http.api.operation import PATH_PARAMETERS, operation_of
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _REASONS = {
@@ -48,7 +48,7 @@ def build_document(routes: Iterable[Any]) -> dict[str, Any]:
             continue
         path = _PARAM.sub(r"{\1}", spec.path)
         parameters: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
             for name in _PARAM.findall(spec.path)
         ]
         parameters += [

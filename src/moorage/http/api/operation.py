@@ -45,5 +45,24 @@ def operation_of(endpoint: object) -> ApiOperation | None:
     return found if isinstance(found, ApiOperation) else None
 
 
-PAGE = QueryParam("page", {"type": "integer", "minimum": 1}, "page number, from 1")
+PAGE = QueryParam(
+    "page", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "page number, from 1"
+)
 LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size")
+
+
+# The grammar of each path parameter (what the endpoints accept; anything else is a 400 or
+# a route that does not match).
+NAMESPACE_NAME = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+REPOSITORY_NAME = rf"^{_COMPONENT}(?:/{_COMPONENT})*$"
+TAG_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+DIGEST = r"^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "namespace": {"type": "string", "pattern": NAMESPACE_NAME, "minLength": 2, "maxLength": 100},
+    "repository": {"type": "string", "pattern": REPOSITORY_NAME, "maxLength": 150},
+    "tag": {"type": "string", "pattern": TAG_NAME},
+    "digest": {"type": "string", "pattern": DIGEST},
+    "label_id": {"type": "string", "format": "uuid"},
+}
+PAGE_TOKEN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"  # noqa: S105 - a pattern

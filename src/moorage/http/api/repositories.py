@@ -21,7 +21,7 @@ from moorage.http.api.common import (
     query_text,
     repository,
 )
-from moorage.http.api.operation import LIMIT, ApiOperation, QueryParam, operation
+from moorage.http.api.operation import LIMIT, PAGE_TOKEN, ApiOperation, QueryParam, operation
 from moorage.http.context import get_context
 
 
@@ -31,7 +31,7 @@ from moorage.http.context import get_context
         status=201,
         response=models.Repository,
         body=models.CreateRepository,
-        errors=(400, 401, 403),
+        errors=(400, 401, 403, 409),
     )
 )
 async def create_repository(request: Request) -> Response:
@@ -62,7 +62,11 @@ async def create_repository(request: Request) -> Response:
             QueryParam("public", {"type": "boolean"}, "only public ones"),
             QueryParam("filter", {"type": "string"}, "names containing this"),
             LIMIT,
-            QueryParam("next_page", {"type": "string"}, "the token of the previous page"),
+            QueryParam(
+                "next_page",
+                {"type": "string", "pattern": PAGE_TOKEN, "maxLength": 1024},
+                "the token of the previous page",
+            ),
         ),
         errors=(400, 401),
     )

@@ -59,8 +59,8 @@ async def list_tags(request: Request) -> Response:
 
 @operation(
     ApiOperation(
-        "Point a tag at a manifest (compare-and-set with expected_manifest_digest), or set "
-        "when it expires",
+        "Point a tag at a manifest (compare-and-set with expected_manifest_digest) and/or "
+        "set when it expires",
         status=201,
         response=models.TagOut,
         body=models.ChangeTag,
@@ -72,10 +72,7 @@ async def change_tag(request: Request) -> Response:
     found = await repository(request, Resolution.WRITE)
     tags = admin(request).tags
     name = request.path_params["tag"]
-    moving = wanted.manifest_digest is not None
-    expiring = "expiration" in wanted.model_fields_set
-    if moving == expiring:
-        raise InvalidRequestError("give manifest_digest or expiration (one of them)", "body")
+    tag = None
     if wanted.manifest_digest is not None:
         tag = await run_in_threadpool(
             tags.move,
@@ -84,9 +81,13 @@ async def change_tag(request: Request) -> Response:
             wanted.manifest_digest,
             expected_digest=wanted.expected_manifest_digest,
         )
-        return ok(models.TagOut.of(tag), 201)
-    moment = None if wanted.expiration is None else datetime.fromtimestamp(wanted.expiration, UTC)
-    tag = await run_in_threadpool(tags.set_expiration, found, name, moment)
+    if "expiration" in wanted.model_fields_set:
+        moment = (
+            None if wanted.expiration is None else datetime.fromtimestamp(wanted.expiration, UTC)
+        )
+        tag = await run_in_threadpool(tags.set_expiration, found, name, moment)
+    if tag is None:
+        raise InvalidRequestError("give manifest_digest, expiration or both", "body")
     return ok(models.TagOut.of(tag), 201)
 
 
