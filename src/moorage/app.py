@@ -30,6 +30,7 @@ from moorage.services.logins import AuthServices, LoginService, LoginThrottle
 from moorage.services.manifests import ManifestSettings
 from moorage.services.permissions import PermissionService
 from moorage.services.registry import AdminServices, RegistryServices, build_services
+from moorage.services.repositories import RepositoryResolver
 from moorage.services.repository_admin import RepositoryAdmin
 from moorage.services.tag_admin import TagAdmin
 from moorage.services.uploads import UploadSettings
@@ -65,11 +66,14 @@ class Application:
 
 @dataclass(frozen=True, slots=True)
 class Accounts:
-    """Just the accounts, for the CLI's account commands (no storage, no HTTP app)."""
+    """The accounts, and tags and labels, for the CLI's admin commands (no storage, no
+    HTTP app)."""
 
     database: Database
     accounts: AccountService
     permissions: PermissionService
+    resolver: RepositoryResolver
+    tags: TagAdmin
 
     def close(self) -> None:
         self.database.close()
@@ -159,7 +163,8 @@ def open_accounts(settings: Settings) -> Accounts:
         default_removed_tag_expiration_s=settings.namespace_default_removed_tag_expiration_s,
     )
     accounts, permissions = _account_services(settings, model)
-    return Accounts(database=database, accounts=accounts, permissions=permissions)
+    resolver = RepositoryResolver(model, library_support=settings.library_support)
+    return Accounts(database, accounts, permissions, resolver, TagAdmin(model))
 
 
 def build_auth(
