@@ -178,7 +178,8 @@ def _wait_ready(server: Server) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} exited at start:\n{server.log_tail()}")
         try:
-            if httpx.get(server.base_url + "/v2/", timeout=1.0).status_code == 200:
+            # 401: up, with auth on (the challenge is the answer to an anonymous /v2/)
+            if httpx.get(server.base_url + "/v2/", timeout=1.0).status_code in (200, 401):
                 return
         except httpx.HTTPError:
             pass
@@ -203,8 +204,17 @@ def moorage_command() -> list[str]:
     return [str(beside)] if beside.exists() else [sys.executable, "-m", "moorage"]
 
 
-def start_moorage(workdir: Path, workers: int) -> Server:
-    root = workdir / MOORAGE
+def start_moorage(
+    workdir: Path,
+    workers: int,
+    *,
+    name: str = MOORAGE,
+    settings: dict[str, str] | None = None,
+    pythonpath: str | None = None,
+) -> Server:
+    """``settings``: MOORAGE_* variables for this server (auth on by setting
+    MOORAGE_AUTH__ENABLED=true); ``pythonpath``: run another checkout's ``src``."""
+    root = workdir / name
     (root / "data").mkdir(parents=True)
     port = free_port()
     argv = [
@@ -225,8 +235,11 @@ def start_moorage(workdir: Path, workers: int) -> Server:
         if not key.startswith("MOORAGE_") and key != "PROMETHEUS_MULTIPROC_DIR"
     }
     env["MOORAGE_LOG_LEVEL"] = "warning"
-    env.setdefault("MOORAGE_AUTH__ENABLED", "false")  # open, as the reference runs
-    return _launch(MOORAGE, argv, root, env, port)
+    env["MOORAGE_AUTH__ENABLED"] = "false"  # open, as the reference runs
+    env.update(settings or {})
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    return _launch(name, argv, root, env, port)
 
 
 def remove_tree(path: Path) -> None:
