@@ -129,23 +129,19 @@ class RepositoryAdmin:
             batch = names(after, MAX_PAGE)
             if not batch:
                 return RepositoryPage(found, None)
-            for full_name in batch:
-                after = full_name
-                if prefix and not full_name.startswith(prefix):
-                    return RepositoryPage(found, None)
-                repository = self._lookup(full_name)
-                if repository is None or not _matches(repository, public_only, name_filter):
+            after = batch[-1]
+            in_namespace = [name for name in batch if name.startswith(prefix)]
+            for repository, summary in self.model.describe_repositories(in_namespace):
+                if not _matches(repository, public_only, name_filter):
                     continue
-                found.append(self.view(repository))
-                last = full_name
+                found.append(RepositoryView(repository, summary))
+                last = repository.full_name
                 if len(found) == limit:
                     break
+            if len(in_namespace) < len(batch):  # past the namespace: nothing more to find
+                return RepositoryPage(found, None)
         more = bool(names(last, 1))
         return RepositoryPage(found, encode_page_token(last) if more and last else None)
-
-    def _lookup(self, full_name: str) -> RepositoryReference | None:
-        namespace, _, name = full_name.partition("/")
-        return self.model.lookup_repository(namespace, name)
 
     def set_visibility(self, repository: RepositoryReference, visibility: Visibility) -> None:
         self.model.set_repository_visibility(repository, visibility)

@@ -76,6 +76,13 @@ class RepositoryAdministration(Protocol):
         the start or end of the latest tag change (None for a repository never tagged)."""
         ...
 
+    def describe_repositories(
+        self, full_names: Sequence[str]
+    ) -> list[tuple[RepositoryReference, RepositorySummary]]:
+        """Each of the ``namespace/name`` repositories that exists, in the order given,
+        with its summary (as ``repository_summary``): one page of a listing at once."""
+        ...
+
     def mark_repository_deleted(self, repository_ref: RepositoryReference) -> bool:
         """Deletes the repository as users see it, in one transaction: every alive tag
         ends now, its manifests are marked deleted, and the repository is renamed away

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moorage.db import tables as t
@@ -161,29 +162,67 @@ class RepositoryMixin(SqlModelBase):
         return repository_from_row(row)
 
     def repository_summary(self, repository_ref: RepositoryReference) -> RepositorySummary:
+        return self.describe_repositories([repository_ref.full_name])[0][1]
+
+    def describe_repositories(
+        self, full_names: Sequence[str]
+    ) -> list[tuple[RepositoryReference, RepositorySummary]]:
+        """Four queries for the whole page, whatever its length."""
+        if not full_names:
+            return []
         tag, manifest = t.tag, t.manifest
-        alive = (
-            tag.c.repository_id == repository_ref.id,
-            tag.c.hidden.is_(False),
-            or_(tag.c.lifetime_end_ms.is_(None), tag.c.lifetime_end_ms > bindparam("now_ms")),
-        )
+        full_name = t.namespace.c.name + "/" + t.repository.c.name
+        now_ms = self.now_ms()
         with self.database.read() as conn:
-            params = {"now_ms": self.now_ms()}
-            count = conn.execute(select(func.count()).where(*alive), params).scalar_one()
-            manifests = select(tag.c.manifest_id).where(*alive).distinct().subquery()
-            size = conn.execute(
-                select(func.coalesce(func.sum(manifest.c.layers_compressed_size), 0)).where(
-                    manifest.c.id.in_(select(manifests.c.manifest_id))
-                ),
-                params,
-            ).scalar_one()
-            changed = conn.execute(
-                select(func.max(tag.c.lifetime_start_ms), func.max(tag.c.lifetime_end_ms)).where(
-                    tag.c.repository_id == repository_ref.id, tag.c.hidden.is_(False)
-                )
-            ).one()
-        moments = [m for m in changed if m is not None and m <= params["now_ms"]]
-        return RepositorySummary(int(count), int(size), max(moments) if moments else None)
+            rows = conn.execute(repository_query().where(full_name.in_(list(full_names)))).all()
+            found = {f"{r.namespace_name}/{r.name}": repository_from_row(r) for r in rows}
+            ids = [repository.id for repository in found.values()]
+            alive = (
+                tag.c.repository_id.in_(ids),
+                tag.c.hidden.is_(False),
+                or_(tag.c.lifetime_end_ms.is_(None), tag.c.lifetime_end_ms > now_ms),
+            )
+            counts: dict[int, int] = dict(
+                conn.execute(
+                    select(tag.c.repository_id, func.count())
+                    .where(*alive)
+                    .group_by(tag.c.repository_id)
+                ).all()
+            )
+            tagged = (
+                select(tag.c.repository_id, tag.c.manifest_id).where(*alive).distinct().subquery()
+            )
+            sizes: dict[int, int | None] = dict(
+                conn.execute(
+                    select(tagged.c.repository_id, func.sum(manifest.c.layers_compressed_size))
+                    .join(manifest, manifest.c.id == tagged.c.manifest_id)
+                    .group_by(tagged.c.repository_id)
+                ).all()
+            )
+            ended = func.max(
+                case((tag.c.lifetime_end_ms <= now_ms, tag.c.lifetime_end_ms), else_=None)
+            )
+            changes = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    select(tag.c.repository_id, func.max(tag.c.lifetime_start_ms), ended)
+                    .where(tag.c.repository_id.in_(ids), tag.c.hidden.is_(False))
+                    .group_by(tag.c.repository_id)
+                ).all()
+            }
+        described = []
+        for name in full_names:
+            repository = found.get(name)
+            if repository is None:
+                continue
+            moments = [m for m in changes.get(repository.id, ()) if m is not None]
+            summary = RepositorySummary(
+                int(counts.get(repository.id, 0)),
+                int(sizes.get(repository.id) or 0),
+                max(moments) if moments else None,
+            )
+            described.append((repository, summary))
+        return described
 
     def mark_repository_deleted(self, repository_ref: RepositoryReference) -> bool:
         with self.database.write() as conn:
