@@ -87,6 +87,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         "api.repository.list",
     ),
     RouteSpec("POST", _TAG + "/restore", tags.restore_tag, Access.API_WRITE, "api.tag.restore"),
+    RouteSpec("GET", _TAG + "/images", tags.tag_images, Access.API_READ, "api.tag.images"),
     RouteSpec("PUT", _TAG, tags.change_tag, Access.API_WRITE, "api.tag.change"),
     RouteSpec("DELETE", _TAG, tags.delete_tag, Access.API_WRITE, "api.tag.delete"),
     RouteSpec("GET", _REPO + "/tag/", tags.list_tags, Access.API_READ, "api.tag.list"),

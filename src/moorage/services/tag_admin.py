@@ -22,6 +22,7 @@ from moorage.domain.labels import LabelSourceType, is_reserved_key
 from moorage.domain.names import validate_tag_name
 from moorage.domain.records import (
     Label,
+    LegacyImage,
     Manifest,
     ManifestLayer,
     RepositoryReference,
@@ -29,13 +30,19 @@ from moorage.domain.records import (
     SecurityScanStatus,
     Tag,
 )
-from moorage.model.interface import ManifestLabels, ManifestReads, TagReads, TagWrites
+from moorage.model.interface import (
+    LegacyImages,
+    ManifestLabels,
+    ManifestReads,
+    TagReads,
+    TagWrites,
+)
 
 MAX_PAGE = 100
 
 
-class TagAdminStore(TagReads, TagWrites, ManifestReads, ManifestLabels, Protocol):
-    """Tag history and changes, manifests by digest, and their labels."""
+class TagAdminStore(TagReads, TagWrites, ManifestReads, ManifestLabels, LegacyImages, Protocol):
+    """Tag history and changes, manifests by digest, their labels and V1 images."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +145,24 @@ class TagAdmin:
         if not ok:
             raise ConflictError(f"tag {current.name} changed while its expiry was being set")
         return self.current(repository, tag)
+
+    def images(
+        self, repository: RepositoryReference, tag: str, *, owned: bool = False
+    ) -> list[LegacyImage]:
+        """The tag's V1 image chain, leaf first then its parents to the root (Quay's
+        ``tag/<tag>/images``); with ``owned``, only the images no other alive tag uses.
+        Empty for a tag without a legacy image (manifest lists, artifacts)."""
+        current = self.model.get_repo_tag(repository, _tag_name(tag), include_legacy_image=True)
+        if current is None:
+            raise NotFoundError(f"no tag {tag[:100]} in {repository.full_name}")
+        if owned:
+            return self.model.get_legacy_images_owned_by_tag(current) or []
+        if current.legacy_image is None:
+            return []
+        leaf = self.model.get_legacy_image(
+            repository, current.legacy_image.docker_image_id, include_parents=True
+        )
+        return [] if leaf is None else [leaf, *leaf.parents]
 
     # -- manifests -------------------------------------------------------------------------
 

@@ -380,3 +380,15 @@ def test_the_openapi_document_describes_every_api_route(world: World) -> None:
         if spec.path.startswith("/api/") and spec.path != "/api/v1/openapi.json"
     }
     assert documented == api_routes
+
+
+def test_a_tag_s_v1_image_chain(world: World) -> None:
+    chain = world.client.get(REPO + "/tag/latest/images")
+    assert chain.status_code == 200, chain.text
+    images = chain.json()["images"]
+    assert images, "a schema 2 push keeps a V1 chain (one image per layer)"
+    assert images[0]["sort_index"] == len(images) - 1 and images[-1]["ancestors"] == "/"
+    owned = world.client.get(REPO + "/tag/latest/images?owned=true").json()["images"]
+    assert {i["id"] for i in owned} <= {i["id"] for i in images}
+    assert world.client.get(REPO + "/tag/nothing/images").status_code == 404
+    assert world.client.get(REPO + "/tag/latest/images", headers=basic("bob")).status_code == 404

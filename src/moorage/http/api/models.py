@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moorage.domain.records import Label, ManifestLayer, RepositoryState, Tag
+from moorage.domain.records import Label, LegacyImage, ManifestLayer, RepositoryState, Tag
 from moorage.http.api.operation import DIGEST, NAMESPACE_NAME, REPOSITORY_NAME
 from moorage.services.repository_admin import RepositoryView
 from moorage.services.tag_admin import ManifestView
@@ -202,6 +202,43 @@ class ManifestOut(_Out):
             if view.layers is None
             else [Layer.of(i, layer, placements) for i, layer in enumerate(view.layers)],
         )
+
+
+class ImageOut(_Out):
+    """A V1 image as Quay lists them: ``ancestors`` is ``/root-id/.../parent-id/``."""
+
+    id: str
+    created: str | None
+    comment: str | None
+    command: str | None
+    size: int | None
+    sort_index: int
+    ancestors: str
+
+    @classmethod
+    def chain(cls, images: list[LegacyImage]) -> list[ImageOut]:
+        """``images`` leaf first then parents to the root."""
+        out = []
+        for index, image in enumerate(images):
+            parents = [p.docker_image_id for p in images[index + 1 :]]
+            out.append(
+                cls(
+                    id=image.docker_image_id,
+                    created=None
+                    if image.created is None
+                    else formatdate(image.created.timestamp()),
+                    comment=image.comment,
+                    command=image.command,
+                    size=image.image_size,
+                    sort_index=len(parents),
+                    ancestors="/" + "".join(f"{p}/" for p in reversed(parents)),
+                )
+            )
+        return out
+
+
+class ImageList(_Out):
+    images: list[ImageOut]
 
 
 class SecurityStatus(_Out):

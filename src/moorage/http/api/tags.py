@@ -115,6 +115,24 @@ async def restore_tag(request: Request) -> Response:
 
 
 @operation(
+    ApiOperation(
+        "The tag's V1 image chain (schema 1-era images), leaf first",
+        response=models.ImageList,
+        query=(QueryParam("owned", {"type": "boolean"}, "only images no other tag uses"),),
+    )
+)
+async def tag_images(request: Request) -> Response:
+    found = await repository(request)
+    images = await run_in_threadpool(
+        admin(request).tags.images,
+        found,
+        request.path_params["tag"],
+        owned=query_bool(request, "owned"),
+    )
+    return ok(models.ImageList(images=models.ImageOut.chain(images)))
+
+
+@operation(
     ApiOperation("A manifest by digest, with its layers in order", response=models.ManifestOut)
 )
 async def get_manifest(request: Request) -> Response:
