@@ -1,6 +1,6 @@
 """The REST API (/api/v1) in-process with auth on: every endpoint with its errors and its
 permissions (owner, team member, robot, another user, anonymous on public and private),
-over an app built by `app.build` on SQLite."""
+over an app built by `app.build` on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -43,10 +43,16 @@ class World:
         return basic(who)
 
 
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
     monkeypatch.setenv("MOORAGE_AUTH__ENABLED", "true")
-    app = build(load_settings(data_dir=tmp_path / "data"))
+    database: dict[str, object] = {}
+    if request.param == "postgres":
+        database = {"database_url": request.getfixturevalue("fresh_postgres_url")}
+        database["auto_migrate"] = True
+    app = build(load_settings(data_dir=tmp_path / "data", **database))
     accounts = app.accounts
     for user in ("alice", "bob", "carol", "dave"):
         accounts.create_user(user, PASSWORD)
