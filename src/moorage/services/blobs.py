@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from moorage.domain.access import Principal
 from moorage.domain.digest import Digest
 from moorage.domain.errors import BlobNotFoundError, ManifestError, OperationUnsupportedError
 from moorage.domain.records import Blob, RepositoryReference
@@ -116,6 +117,16 @@ class BlobService:
         if not self.model.mount_blob_into_repository(blob, target, self.link_expiration_s):
             return None
         return blob
+
+    def mount_readable(
+        self, target: RepositoryReference, digest: str, reader: Principal | None
+    ) -> Blob | None:
+        """A mount without ``from`` (OCI 1.1's automatic content discovery): from some
+        repository ``reader`` may pull that holds the blob (any, for None: auth is off);
+        None when there is none, so the caller falls back to an upload revealing nothing."""
+        Digest.parse(digest)
+        source = self.model.find_readable_repository_with_blob(reader, digest)
+        return None if source is None else self.mount(target, digest, source)
 
     def unlink(self, repository: RepositoryReference, digest: str) -> None:
         """A blob DELETE: drops the repository's upload and mount links. A blob that a

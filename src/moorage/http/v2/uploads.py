@@ -11,7 +11,7 @@ from starlette.responses import Response
 from moorage.domain.access import Action, repository_scope
 from moorage.domain.errors import MoorageError, UploadRangeError
 from moorage.domain.records import Blob, RepositoryReference
-from moorage.http.access import caller_of, permits
+from moorage.http.access import caller_of, mount_reader, permits
 from moorage.http.v2.common import (
     Body,
     body_source,
@@ -95,11 +95,16 @@ async def start_upload(request: Request) -> Response:
     ):
         mount = None  # a source the caller may not read: a plain upload, revealing nothing
 
+    reader = mount_reader(request)
+
     def start(repo: RepositoryReference) -> Response:
-        if mount and source_name:
+        if mount:
             try:
-                source = registry.repositories.for_read(source_name)
-                mounted = registry.blobs.mount(repo, mount, source)
+                if source_name:
+                    source = registry.repositories.for_read(source_name)
+                    mounted = registry.blobs.mount(repo, mount, source)
+                else:  # OCI 1.1: from any repository the caller may read
+                    mounted = registry.blobs.mount_readable(repo, mount, reader)
             except MoorageError:
                 mounted = None  # never fail a mount: fall back to a normal upload
             if mounted is not None:
