@@ -197,12 +197,15 @@ def test_mount_links_and_falls_back(client: TestClient) -> None:
         f"mount={missing}&from=acme/source",
         f"mount={digest}&from=acme/nosuch",
         f"mount={digest}&from=..%2Fbad",
-        f"mount={digest}",
+        f"mount={missing}",
     ):
         fallback = client.post(f"/v2/acme/third/blobs/uploads/?{query}")
         assert fallback.status_code == 202, query
         assert "Docker-Upload-UUID" in fallback.headers
     assert head_blob(client, digest, "acme/third") == 404
+    # Without ``from`` (OCI 1.1), from any repository holding it: the registry is open here.
+    assert client.post(f"/v2/acme/third/blobs/uploads/?mount={digest}").status_code == 201
+    assert head_blob(client, digest, "acme/third") == 200
 
 
 def test_blobs_are_scoped_to_repositories(client: TestClient) -> None:
