@@ -29,6 +29,7 @@ from moorage.services.accounts import AccountService
 from moorage.services.logins import AuthServices, LoginService, LoginThrottle
 from moorage.services.manifests import ManifestSettings
 from moorage.services.permissions import PermissionService
+from moorage.services.recent_pulls import RecentPulls
 from moorage.services.registry import AdminServices, RegistryServices, build_services
 from moorage.services.repositories import RepositoryResolver
 from moorage.services.repository_admin import RepositoryAdmin
@@ -323,6 +324,7 @@ def build(settings: Settings) -> Application:
         upload_threads=ThreadPool(settings.upload_threads),
         auth=auth,
         authorizer=permissions,
+        recent_pulls=RecentPulls(settings.auth.pull_permission_cache_s),
     )
     verify = VerifyJob(StorageVerifier(model, locations), settings.data_dir / CHECKPOINT_FILE)
     log.info("application built", settings=settings.redacted())

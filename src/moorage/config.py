@@ -310,6 +310,13 @@ class AuthSettings(BaseModel):
     login_cache_s: float = Field(
         default=30.0, ge=0, le=3600, description="how long a successful password check is reused"
     )
+    pull_permission_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="how long a worker reuses a permitted pull for a caller without a bearer "
+        "token (a revoked read permission takes effect within this bound)",
+    )
 
     @field_validator("realm")
     @classmethod

@@ -266,8 +266,13 @@ async def _authenticate(request: Request, auth: AuthServices) -> Caller:
         return Caller(grant.principal, grant, presented_credentials=True)
     if basic is not None:
         username, password = basic
-        client = client_address(request)
-        principal = await run_in_threadpool(auth.logins.login, username, password, client=client)
+        # A password checked moments ago is answered here; a new one costs argon2, in a thread.
+        principal = auth.logins.remembered(username, password)
+        if principal is None:
+            client = client_address(request)
+            principal = await run_in_threadpool(
+                auth.logins.login, username, password, client=client
+            )
         if principal is None:
             raise AuthenticationRequiredError(
                 "wrong username or password", challenge_for(request, auth, error="invalid_token")
@@ -301,5 +306,12 @@ async def _allows(
         return caller.grant.allows(scope.type, scope.name, action)
     if scope.type == REPOSITORY and caller.principal.superuser:
         return True
+    # A pull allowed in the last few seconds is answered on the event loop (services/
+    # recent_pulls.py says what that bounds); anything else is asked, in a thread.
+    recent = get_context(request).recent_pulls
+    if recent is not None and recent.allowed(caller.principal, scope.type, scope.name, action):
+        return True
     permitted = await run_in_threadpool(authorizer.permitted, caller.principal, scope)
+    if recent is not None:
+        recent.remember(caller.principal, scope.type, scope.name, permitted)
     return action in permitted or Action.ALL.value in permitted

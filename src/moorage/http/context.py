@@ -12,6 +12,7 @@ from moorage.http.health import HealthCheck
 from moorage.observability import Metrics
 from moorage.services.logins import AuthServices
 from moorage.services.permissions import PermissionService
+from moorage.services.recent_pulls import RecentPulls
 from moorage.services.registry import AdminServices, RegistryServices
 
 
@@ -50,6 +51,8 @@ class HttpContext:
     auth: AuthServices | None = None
     # Answers for Basic and anonymous callers what each scope allows (bearer tokens carry it).
     authorizer: PermissionService | None = None
+    # Its yeses to pulls remembered for a few seconds (the seam's fast path; None: always ask).
+    recent_pulls: RecentPulls | None = None
 
 
 def get_context(request: Request) -> HttpContext:

@@ -151,6 +151,14 @@ class LoginService:
             self._successes.put(key, now, principal)
         return principal
 
+    def remembered(self, username: str, secret: str) -> Principal | None:
+        """The principal of a password check that ``login`` made within the login cache's
+        lifetime, else None (then call ``login``). A keyed hash and a lookup, no I/O: safe on
+        the event loop, so a Basic caller's every request does not wait for a thread."""
+        if not username or max(len(username), len(secret)) > MAX_CREDENTIAL_LENGTH:
+            return None
+        return self._successes.get(self._successes.key(username, secret), self.clock())
+
     @staticmethod
     def _slow_to_check(username: str, secret: str) -> bool:
         """Only password checks (argon2) are remembered. Robot secrets, application tokens
