@@ -25,6 +25,7 @@ from moorage.http.context import HttpContext, ThreadPool
 from moorage.http.health import HealthCheck
 from moorage.model.sql import SqlRegistryModel
 from moorage.observability import Metrics, configure_logging, get_logger
+from moorage.services.account_standing import AccountStanding
 from moorage.services.accounts import AccountService
 from moorage.services.logins import AuthServices, LoginService, LoginThrottle
 from moorage.services.manifests import ManifestSettings
@@ -201,7 +202,10 @@ def build_auth(
         config.login_limit_per_account, config.login_limit_per_client, config.throttle_storage
     )
     logins = LoginService(accounts, tokens, throttle, success_ttl_s=config.login_cache_s)
-    return AuthServices(tokens, logins, realm=config.realm, enabled=config.enabled)
+    standing = AccountStanding(accounts, config.account_check_s)
+    return AuthServices(
+        tokens, logins, realm=config.realm, enabled=config.enabled, standing=standing
+    )
 
 
 def open_engine(settings: Settings) -> Engine:

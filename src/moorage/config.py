@@ -317,6 +317,13 @@ class AuthSettings(BaseModel):
         description="how long a worker reuses a permitted pull for a caller without a bearer "
         "token (a revoked read permission takes effect within this bound)",
     )
+    account_check_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="how long a worker trusts that the account a bearer token or a remembered "
+        "login names is still enabled (a disabled user stops being served within this bound)",
+    )
 
     @field_validator("realm")
     @classmethod

@@ -341,6 +341,13 @@ def test_a_disabled_user(secured: Application, client: TestClient) -> None:
         headers=BOB,
     ).json()
     secured.accounts.set_user_enabled("bob", False)
+    # The token issued before and the password the login cache remembers (the token request
+    # checked it) name an account that no longer stands: nothing beyond anonymous.
+    for credentials, scope in (({"Authorization": f"Bearer {issued['token']}"}, PULL), (BOB, None)):
+        response = refused_untouched(
+            secured, client, "GET", f"/v2/{SECRET}/manifests/latest", credentials
+        )
+        assert_challenged(response, scope)
     # A fresh password check (none remembered for this secret) is refused everywhere.
     fresh = basic("bob", PASSWORDS["bob"] + "-not-cached")
     secured.accounts.set_password("bob", PASSWORDS["bob"] + "-not-cached")

@@ -263,12 +263,18 @@ async def _authenticate(request: Request, auth: AuthServices) -> Caller:
             raise AuthenticationRequiredError(
                 f"invalid token: {refused}", challenge_for(request, auth, error="invalid_token")
             ) from None
-        return Caller(grant.principal, grant, presented_credentials=True)
+        # A disabled account's token grants nothing beyond what anonymous callers get.
+        standing = await _standing(auth, grant.principal)
+        if standing is None:
+            return Caller(ANONYMOUS, presented_credentials=True)
+        return Caller(standing, grant, presented_credentials=True)
     if basic is not None:
         username, password = basic
         # A password checked moments ago is answered here; a new one costs argon2, in a thread.
         principal = auth.logins.remembered(username, password)
-        if principal is None:
+        if principal is not None:
+            principal = await _standing(auth, principal)
+        else:
             client = client_address(request)
             principal = await run_in_threadpool(
                 auth.logins.login, username, password, client=client
@@ -279,6 +285,18 @@ async def _authenticate(request: Request, auth: AuthServices) -> Caller:
             )
         return Caller(principal, presented_credentials=True)
     return Caller(ANONYMOUS)
+
+
+async def _standing(auth: AuthServices, principal: Principal) -> Principal | None:
+    """``principal`` as its account stood within ``auth.account_check_s`` (on the event
+    loop), else as it stands now (read in a thread); None if disabled or deleted."""
+    standing = auth.standing
+    if standing is None:
+        return principal
+    recent = standing.recent(principal)
+    if recent is not None:
+        return recent
+    return await run_in_threadpool(standing.check, principal)
 
 
 def _needed_scope(request: Request, access: Access) -> ResourceScope | None:

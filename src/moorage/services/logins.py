@@ -26,6 +26,7 @@ from moorage.domain.access import Principal
 from moorage.domain.accounts import APP_TOKEN_PREFIX, ROBOT_SEPARATOR
 from moorage.domain.errors import ConfigError, TooManyRequestsError
 from moorage.observability import get_logger
+from moorage.services.account_standing import AccountStanding
 from moorage.services.auth_contracts import Authenticator
 from moorage.services.tokens import InvalidTokenError, TokenService
 
@@ -199,3 +200,5 @@ class AuthServices:
     logins: LoginService
     realm: str | None = None  # absolute URL of the token endpoint; None: derived per request
     enabled: bool = True
+    # Re-reads, every few seconds, the accounts that tokens and remembered logins name.
+    standing: AccountStanding | None = None
