@@ -3,6 +3,7 @@ Moorage with auth on, side by side in one run.
 
     .venv/bin/python -m bench.authcost [--quick] [--rounds K] [--only ENDPOINTS]
         [--concurrencies 1,16,64] [--seconds S] [--no-basic] [--old-src DIR]
+        [--variants open,old-open,...]
         [--max-minutes M] [--save FILE]
 
 Variants (each a row of the table; ratios are against ``open``):
@@ -48,7 +49,7 @@ from bench.client import ACCEPT
 from bench.data import small_blob
 from bench.images import Image, build_image, layer_sizes, push_image, put_manifest
 from bench.lean import LeanClient, Reply
-from bench.servers import Server, moorage_command, start_moorage
+from bench.servers import Server, moorage_command, start_moorage, tree_cpu_s
 
 OWNER = "bench"  # the superuser that pushes (its namespace holds both repositories)
 READER = "reader"  # an ordinary user granted read on the private repository
@@ -255,6 +256,17 @@ class Sample:
     p50_ms: float
     p99_ms: float
     errors: int
+    # The server's CPU time per answered request (all its processes, user + system): far
+    # less sensitive than the rates to what else the shared machine runs meanwhile.
+    server_cpu_us: float
+
+
+def _load(
+    target: Target, method: str, url: str, connections: int, seconds: int, script: Path
+) -> load.LoadResult:
+    if method == "HEAD":
+        return _hey_head(url, target.authorization, connections, seconds)
+    return load.run_wrk(url, script, connections, seconds)
 
 
 def measure(
@@ -283,13 +295,13 @@ def measure(
                     if round_ == 0:
                         _check(target, method, path)
                     url = target.server.base_url + path
-                    for duration in (warmup, seconds):  # untimed warm-up, then the timed run
-                        if method == "HEAD":
-                            result = _hey_head(url, target.authorization, connections, duration)
-                        else:
-                            result = load.run_wrk(
-                                url, scripts[target.variant], connections, duration
-                            )
+                    script = scripts[target.variant]
+                    if warmup > 0:  # untimed: connections made, caches and CPUs warm
+                        _load(target, method, url, connections, warmup, script)
+                    cpu_before = tree_cpu_s(target.server.process.pid)
+                    result = _load(target, method, url, connections, seconds, script)
+                    cpu_s = tree_cpu_s(target.server.process.pid) - cpu_before
+                    answered = max(result.rps * seconds, 1.0)
                     samples.append(
                         Sample(
                             endpoint,
@@ -300,6 +312,7 @@ def measure(
                             result.p50_ms,
                             result.p99_ms,
                             result.errors,
+                            cpu_s / answered * 1e6,
                         )
                     )
             log(f"{endpoint} c{connections} done")
@@ -307,7 +320,7 @@ def measure(
 
 
 def summarize(samples: list[Sample]) -> list[dict[str, object]]:
-    """Median per (endpoint, concurrency, variant) and its ratio to ``open``."""
+    """Median per (endpoint, concurrency, variant), and its ratios to ``open``."""
     groups: dict[tuple[str, int, str], list[Sample]] = {}
     for sample in samples:
         groups.setdefault((sample.endpoint, sample.connections, sample.variant), []).append(sample)
@@ -322,26 +335,33 @@ def summarize(samples: list[Sample]) -> list[dict[str, object]]:
                 "rps": statistics.median(s.rps for s in group),
                 "p50_ms": statistics.median(s.p50_ms for s in group),
                 "p99_ms": statistics.median(s.p99_ms for s in group),
+                "server_cpu_us": statistics.median(s.server_cpu_us for s in group),
                 "errors": sum(s.errors for s in group),
             }
         )
-    opens = {(r["endpoint"], r["connections"]): r for r in rows if r["variant"] == "open"}
+    # Each ratio is the median over rounds of (this variant / open in the same round): the
+    # two ran seconds apart, so a burst of other work on the machine touches both.
+    opens = {(s.endpoint, s.connections, s.round): s for s in samples if s.variant == "open"}
     for row in rows:
-        base = opens.get((row["endpoint"], row["connections"]))
-        for key in ("rps", "p50_ms", "p99_ms"):
-            value, reference = row[key], base[key] if base else None
-            assert isinstance(value, float)
-            row[f"{key}_ratio"] = (
-                value / reference if isinstance(reference, float) and reference else None
-            )
+        for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us"):
+            paired = [
+                getattr(s, key) / getattr(base, key)
+                for s in groups[
+                    str(row["endpoint"]), int(str(row["connections"])), str(row["variant"])
+                ]
+                if (base := opens.get((s.endpoint, s.connections, s.round))) is not None
+                and getattr(base, key)
+            ]
+            row[f"{key}_ratio"] = statistics.median(paired) if paired else None
     return rows
 
 
 def table(rows: list[dict[str, object]]) -> str:
     """Markdown: one line per endpoint, concurrency and variant; ratios against ``open``."""
     lines = [
-        "| workload | c | variant | req/s | ratio | p50 ms | ratio | p99 ms | ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| workload | c | variant | req/s | ratio | p50 ms | ratio | p99 ms | ratio "
+        "| server CPU µs/req | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {name: index for index, name in enumerate(VARIANTS)}
     endpoints = {name: index for index, name in enumerate(ENDPOINTS)}
@@ -360,7 +380,8 @@ def table(rows: list[dict[str, object]]) -> str:
         lines.append(
             f"| {row['endpoint']} | {row['connections']} | {row['variant']}{errors} "
             f"| {row['rps']:,.0f} | {ratio('rps')} | {row['p50_ms']:.2f} | {ratio('p50_ms')} "
-            f"| {row['p99_ms']:.2f} | {ratio('p99_ms')} |"
+            f"| {row['p99_ms']:.2f} | {ratio('p99_ms')} "
+            f"| {row['server_cpu_us']:.0f} | {ratio('server_cpu_us')} |"
         )
     return "\n".join(lines)
 
@@ -377,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrencies", default="1,16,64", help="connections, comma-separated")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="serve --workers")
     parser.add_argument("--no-basic", action="store_true", help="leave out basic-private")
+    parser.add_argument(
+        "--variants", default=None, help="measure only these (comma-separated; open always)"
+    )
     parser.add_argument(
         "--old-src", type=Path, default=None, help="another checkout's src, run open"
     )
@@ -399,6 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[Target] = []
     try:
         targets = prepare(workdir, args.workers, args.old_src, not args.no_basic)
+        if args.variants is not None:
+            wanted = {"open", *(v.strip() for v in args.variants.split(","))}
+            servers = {id(t.server): t.server for t in targets}.values()
+            measured = [t for t in targets if t.variant in wanted]
+            for server in servers:  # stop the ones no chosen variant uses
+                if all(t.server is not server for t in measured):
+                    server.stop()
+            targets = measured
         log("up: " + ", ".join(f"{t.variant} {t.server.base_url}/v2/{t.repo}" for t in targets))
         samples, notes = measure(
             targets,

@@ -75,6 +75,18 @@ def tree_kib(pid: int, key: str) -> int:
     return sum(_status_kib(each, key) for each in _tree(pid))
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the live process tree of ``pid``."""
+    total = 0
+    for each in _tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _pss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
