@@ -37,8 +37,10 @@ class Role(StrEnum):
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.READ: frozenset({Action.PULL}),
-    # Quay treats deletion as a write, and so does its token service.
-    Role.WRITE: frozenset({Action.PULL, Action.PUSH, Action.DELETE}),
+    # The registry API's DELETE (a manifest and every tag on it, or a blob) cannot be undone
+    # by the time machine, so it is an admin's (Quay lets writers delete; issue 12 does not).
+    # The REST API's tag delete and restore, which the time machine undoes, stay a write.
+    Role.WRITE: frozenset({Action.PULL, Action.PUSH}),
     Role.ADMIN: frozenset({Action.PULL, Action.PUSH, Action.DELETE, Action.ALL}),
 }
 
