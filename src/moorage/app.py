@@ -10,7 +10,7 @@ import gc
 import os
 import secrets
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -35,8 +35,10 @@ from moorage.services.registry import AdminServices, RegistryServices, build_ser
 from moorage.services.repositories import RepositoryResolver
 from moorage.services.repository_admin import RepositoryAdmin
 from moorage.services.tag_admin import TagAdmin
+from moorage.services.torrents import TorrentService, TorrentSettings
 from moorage.services.uploads import UploadSettings
 from moorage.services.verify import StorageVerifier
+from moorage.services.webseed import WebSeedSigner
 from moorage.storage import StorageDriver, StorageLocations, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
 from moorage.workers.verify import CHECKPOINT_FILE, VerifyJob
@@ -208,6 +210,27 @@ def build_auth(
     )
 
 
+def build_torrents(
+    settings: Settings,
+    model: SqlRegistryModel,
+    registry: RegistryServices,
+    accounts: AccountService,
+) -> TorrentService:
+    """Torrents of blobs, their web seed URLs signed with a key made once into the database."""
+    from moorage.model.sql.token_store import SqlTokenStore
+
+    config = settings.torrents
+    signer = WebSeedSigner(SqlTokenStore(model.database), config.url_lifetime_s, directory=accounts)
+    return TorrentService(
+        model,
+        registry.blobs,
+        signer,
+        TorrentSettings(
+            piece_length=config.piece_length, announce=config.announce, base_url=config.base_url
+        ),
+    )
+
+
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database; creates the SQLite file's directory if needed."""
     database_file = sqlite_file(settings.database_url)
@@ -300,6 +323,8 @@ def build(settings: Settings) -> Application:
             max_blob_size=settings.max_blob_size,
             max_sessions_per_repository=settings.max_upload_sessions_per_repository,
             max_sessions_per_client=settings.max_upload_sessions_per_client,
+            piece_length=settings.torrents.piece_length,
+            hash_pieces=settings.torrents.enabled,
         ),
         manifests=ManifestSettings(
             size_limit=settings.manifest_size_limit,
@@ -310,6 +335,8 @@ def build(settings: Settings) -> Application:
         page_cap=settings.listing_page_cap,
         library_support=settings.library_support,
     )
+    if settings.torrents.enabled:
+        registry = replace(registry, torrents=build_torrents(settings, model, registry, accounts))
     admin = AdminServices(
         resolver=registry.repositories,
         repositories=RepositoryAdmin(model, registry.repositories, permissions),

@@ -348,6 +348,61 @@ class AuthSettings(BaseModel):
         return value
 
 
+class TorrentSettings(BaseModel):
+    """BitTorrent files for blobs with a signed web seed (docs/torrents.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=False,
+        description="serve .torrent files for blobs and SHA-1 their pieces while they are pushed",
+    )
+    piece_length: int = Field(
+        default=512 * 1024,
+        ge=16 * 1024,
+        le=16 * MIB,
+        description="bytes per torrent piece (a power of two)",
+    )
+    url_lifetime_s: int = Field(
+        default=3600, ge=60, le=7 * 86_400, description="how long a web seed URL is valid"
+    )
+    announce: str | None = Field(
+        default=None, description="tracker URL put in torrents; default: none (web seed only)"
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="absolute URL clients reach the registry at, for web seed URLs; "
+        "default: the torrent request's own",
+    )
+
+    @field_validator("piece_length")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"must be a power of two, not {value}")
+        return value
+
+    @field_validator("announce")
+    @classmethod
+    def _tracker_url(cls, value: str | None) -> str | None:
+        return _absolute_url(value, ("http", "https", "udp"))
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _absolute_url(value, ("http", "https"))
+
+
+def _absolute_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    from urllib.parse import urlsplit
+
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"must be an absolute {' or '.join(schemes)} URL with a host")
+    return value
+
+
 class Settings(BaseSettings):
     """All of Moorage's settings. Build with :func:`load_settings`, not directly."""
 
@@ -379,6 +434,7 @@ class Settings(BaseSettings):
     log_format: LogFormat = "auto"
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
+    torrents: TorrentSettings = TorrentSettings()
     push_temp_tag_expiration_s: int = Field(default=3600, ge=0)
     manifest_size_limit: int = Field(default=4 * MIB, ge=1024)
     manifest_label_limit: int = Field(

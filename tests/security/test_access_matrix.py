@@ -467,6 +467,14 @@ def test_an_unknown_repository_is_name_unknown_on_every_route(
         assert response.status_code == 200 and response.json()["manifests"] == []
         assert secured.model.lookup_repository("alice", "ghost") is None
         return
+    if spec_name(method, path) == "c1.webseed":
+        # Its credential is the signed URL: an unsigned one is refused before any lookup
+        # (404 with torrents off, as here; 403 with them on), whoever asks.
+        for headers in (ALICE, bearer(alice_token), {}):
+            response = refused_untouched(secured, client, method, path, headers)
+            assert response.status_code == 404 and error_code(response) == "NOT_FOUND"
+        assert secured.model.lookup_repository("alice", "ghost") is None
+        return
     for headers in (ALICE, bearer(alice_token)):
         if method == "POST" or (method == "PUT" and "/manifests/" in path):
             continue  # creating on push is the point of these routes (checked below)

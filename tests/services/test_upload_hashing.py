@@ -12,10 +12,18 @@ import pytest
 
 from moorage.domain.errors import DigestMismatchError
 from moorage.domain.records import RepositoryReference
-from moorage.services.registry import RegistryServices
-from moorage.services.uploads import DEFAULT_PIECE_LENGTH, _Reader
+from moorage.model.sql import SqlRegistryModel
+from moorage.services.registry import RegistryServices, build_services
+from moorage.services.uploads import DEFAULT_PIECE_LENGTH, UploadSettings, _Reader
+from moorage.storage import StorageLocations
 
 BLOCK = 64 * 1024
+
+
+@pytest.fixture
+def services(model: SqlRegistryModel, locations: StorageLocations) -> RegistryServices:
+    """Torrents on: pieces are hashed while the body is written (off, nothing is)."""
+    return build_services(model, locations, uploads=UploadSettings(hash_pieces=True))
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:

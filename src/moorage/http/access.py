@@ -45,6 +45,8 @@ from moorage.http.context import get_context
 from moorage.services.auth_contracts import Authorizer
 from moorage.services.logins import AuthServices
 from moorage.services.tokens import InvalidTokenError
+from moorage.services.torrents import TorrentsDisabledError
+from moorage.services.webseed import WebSeedRefusedError
 
 Endpoint = Callable[[Request], Awaitable[Response]] | Callable[[Request], Response]
 _ACCESS = "moorage.access"
@@ -64,6 +66,9 @@ class Access(Enum):
     CREATE = "create"  # write, creating the repository on first push (upload start, manifest)
     DELETE = "delete"  # delete from an existing repository
     CATALOG = "catalog"  # the registry-wide repository listing
+    # Pull by a signed URL (a torrent's web seed): the URL is the credential, and the
+    # account it names (anyone, for a public repository's) must still be allowed to pull.
+    WEB_SEED = "web-seed"
     # The REST API (/api/v1). A repository the caller may not read is "not found" there
     # (404, whether or not it exists); one it reads but may not change is 403.
     API_READ = "api-read"  # read a repository (anyone, if it is public)
@@ -88,6 +93,7 @@ class Access(Enum):
 
 _ACTIONS = {
     Access.PULL: Action.PULL,
+    Access.WEB_SEED: Action.PULL,
     Access.PUSH: Action.PUSH,
     Access.CREATE: Action.PUSH,
     Access.DELETE: Action.DELETE,
@@ -157,6 +163,9 @@ def caller_of(request: Request) -> Caller:
 
 async def admit(request: Request, access: Access) -> None:
     context = get_context(request)
+    if access is Access.WEB_SEED:
+        await _admit_web_seed(request)
+        return
     auth, authorizer = context.auth, context.authorizer
     if auth is None or not auth.enabled or authorizer is None:
         request.scope[_CALLER] = Caller(OPEN_CALLER_PRINCIPAL, open=True)
@@ -214,6 +223,29 @@ async def _admit_api(
     if anonymous and not caller.presented_credentials:
         raise login_required()
     raise RepositoryNotFoundError(f"no repository {name[:100]}")
+
+
+async def _admit_web_seed(request: Request) -> None:
+    """A web seed URL's signature is checked even while auth is off (an expired or changed
+    URL never works); with auth on, the account it names must be allowed to pull now."""
+    context = get_context(request)
+    torrents = None if context.registry is None else context.registry.torrents
+    if torrents is None:
+        raise TorrentsDisabledError()
+    name = request.path_params["name"]
+    holder = await run_in_threadpool(
+        torrents.signer.holder, name, request.path_params["digest"], request.query_params
+    )
+    auth, authorizer = context.auth, context.authorizer
+    if auth is None or not auth.enabled or authorizer is None:
+        request.scope[_CALLER] = Caller(OPEN_CALLER_PRINCIPAL, open=True)
+        return
+    caller = Caller(holder)
+    request.scope[_CALLER] = caller
+    scope = repository_scope(name, Action.PULL)
+    if not await _allows(request, caller, scope, authorizer):
+        await _refuse_disabled_namespace(request, scope)
+        raise WebSeedRefusedError("the web seed URL's account may not pull this repository")
 
 
 def api_repository_name(request: Request) -> str:

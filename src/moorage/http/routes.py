@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from moorage.http import system
+from moorage.http import system, torrents
 from moorage.http.access import Access, guarded
 from moorage.http.api import namespaces, openapi, repositories, tags
 from moorage.http.auth import token
@@ -36,6 +36,8 @@ _MANIFEST = "/v2/{name:path}/manifests/{reference}"
 _UPLOADS = "/v2/{name:path}/blobs/uploads/"
 _UPLOAD = "/v2/{name:path}/blobs/uploads/{upload_id}"
 _BLOB = "/v2/{name:path}/blobs/{digest}"
+_TORRENT = "/c1/torrent/{name:path}/blobs/{digest}"
+_WEB_SEED = "/c1/webseed/{name:path}/blobs/{digest}"
 _REPO = "/api/v1/repository/{namespace}/{repository:path}"
 _TAG = _REPO + "/tag/{tag}"
 _API_MANIFEST = _REPO + "/manifest/{digest}"
@@ -69,6 +71,10 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(
         "GET", "/v2/{name:path}/referrers/{digest}", listing.referrers, Access.PULL, "v2.referrers"
     ),
+    # Torrents (Quay's verb path): <name> is the whole repository name, ended by the last
+    # "/blobs/" (the digest holds no slash); the web seed is the blob GET behind a signed URL.
+    RouteSpec("GET", _TORRENT, torrents.get_torrent, Access.PULL, "c1.torrent"),
+    RouteSpec("GET", _WEB_SEED, blobs.get_blob, Access.WEB_SEED, "c1.webseed"),
     # The REST API (Quay's paths). {repository:path} may hold slashes: the fixed segments
     # after it decide the route, so the longer patterns come first.
     RouteSpec("GET", "/api/v1/openapi.json", openapi.document, Access.NONE, "api.openapi"),

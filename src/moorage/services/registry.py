@@ -12,6 +12,7 @@ from moorage.services.manifests import ManifestService, ManifestSettings
 from moorage.services.repositories import RepositoryResolver
 from moorage.services.repository_admin import RepositoryAdmin
 from moorage.services.tag_admin import TagAdmin
+from moorage.services.torrents import TorrentService
 from moorage.services.uploads import UploadService, UploadSettings
 from moorage.storage import StorageLocations
 
@@ -34,6 +35,7 @@ class RegistryServices:
     blobs: BlobService
     manifests: ManifestService
     listing: ListingService
+    torrents: TorrentService | None = None  # None: torrents off (torrents.enabled)
 
 
 def build_services(

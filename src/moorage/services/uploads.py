@@ -28,7 +28,7 @@ from moorage.domain.errors import (
     UploadRangeError,
 )
 from moorage.domain.records import Blob, BlobUpload, RepositoryReference, TorrentInfo
-from moorage.hashing import PieceHasher, ResumableHasher
+from moorage.hashing import InvalidHashStateError, PieceHasher, ResumableHasher
 from moorage.hashing.background import BackgroundFeed
 from moorage.model.interface import BlobUploads, UploadCaps
 from moorage.storage import ObjectNotFoundError, StorageDriver, StorageLocations, keys
@@ -54,6 +54,7 @@ class UploadSettings:
     blob_link_expiration_s: int = 3600
     max_blob_size: int = 20 * 1024**3
     piece_length: int = DEFAULT_PIECE_LENGTH
+    hash_pieces: bool = False  # SHA-1 torrent pieces while uploading (torrents.enabled)
     max_sessions_per_repository: int = 500
     max_sessions_per_client: int = 200
     limit_retry_after_s: int = 30
@@ -252,11 +253,7 @@ class UploadService:
             if upload.sha_state is not None
             else ResumableHasher.new("sha256")
         )
-        pieces = None
-        if upload.piece_hashes is not None or upload.chunk_count == 0:
-            pieces = PieceHasher(
-                self.settings.piece_length, upload.piece_hashes or b"", upload.piece_sha_state
-            )
+        pieces = self._pieces(upload)
         limit = self.settings.max_blob_size - upload.byte_count
         reader = _Reader(chunks, hasher, pieces, limit, expected)
         try:
@@ -354,10 +351,8 @@ class UploadService:
             upload.upload_id, upload.storage_metadata, keys.blob_key(str(digest))
         )
         torrent = None
-        if upload.piece_hashes is not None and upload.byte_count > 0:
-            pieces = PieceHasher(
-                self.settings.piece_length, upload.piece_hashes, upload.piece_sha_state
-            )
+        pieces = self._pieces(upload) if upload.byte_count > 0 else None
+        if pieces is not None:
             torrent = TorrentInfo(self.settings.piece_length, pieces.final_pieces())
         blob = self.model.commit_blob_upload(
             upload, str(digest), self.settings.blob_link_expiration_s, torrent_info=torrent
@@ -365,6 +360,23 @@ class UploadService:
         if blob is None:
             raise UploadNotFoundError(f"blob upload was cancelled: {upload.upload_id}")
         return blob
+
+    def _pieces(self, upload: BlobUpload) -> PieceHasher | None:
+        """The session's torrent piece hasher, if torrents are on and its pieces cover
+        exactly the bytes so far (hashing began at byte 0 and followed every chunk; a piece
+        length changed mid-upload shows as a mismatch). Else None: no piece is hashed, and
+        a torrent computes them from the blob later."""
+        if not self.settings.hash_pieces:
+            return None
+        if upload.piece_hashes is None and upload.chunk_count > 0:
+            return None
+        try:
+            pieces = PieceHasher(
+                self.settings.piece_length, upload.piece_hashes or b"", upload.piece_sha_state
+            )
+        except InvalidHashStateError:
+            return None
+        return pieces if pieces.bytes_hashed == upload.byte_count else None
 
     def _digest_of(self, upload: BlobUpload, algorithm: str) -> str:
         if algorithm == "sha256" and upload.sha_state is not None:

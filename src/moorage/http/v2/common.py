@@ -46,6 +46,7 @@ _RESOLUTIONS = {
     Access.PUSH: Resolution.WRITE,
     Access.DELETE: Resolution.WRITE,
     Access.CREATE: Resolution.CREATE,
+    Access.WEB_SEED: Resolution.READ,
 }
 
 
