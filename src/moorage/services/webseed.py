@@ -99,7 +99,7 @@ class WebSeedSigner:
         account stands now; WebSeedRefusedError for anything not issued by us or expired."""
         expires_text = query.get("expires", "")
         signature = query.get("signature", "")
-        user = query.get("user")
+        user = query.get("user") or None  # "user=" adds nothing to an anonymous URL
         if not expires_text or not signature:
             raise WebSeedRefusedError("not a signed web seed URL: expires and signature needed")
         if max(len(expires_text), len(signature), len(user or "")) > _MAX_FIELD:
