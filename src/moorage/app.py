@@ -34,6 +34,7 @@ from moorage.services.recent_pulls import RecentPulls
 from moorage.services.registry import AdminServices, RegistryServices, build_services
 from moorage.services.repositories import RepositoryResolver
 from moorage.services.repository_admin import RepositoryAdmin
+from moorage.services.squash.service import SquashService
 from moorage.services.tag_admin import TagAdmin
 from moorage.services.torrents import TorrentService, TorrentSettings
 from moorage.services.uploads import UploadSettings
@@ -231,6 +232,38 @@ def build_torrents(
     )
 
 
+def build_squash(
+    settings: Settings, model: SqlRegistryModel, registry: RegistryServices
+) -> SquashService:
+    """Squashed images: built once per image under a lock every worker process sees,
+    signed with the configured GPG key (checked now: a missing key stops the start)."""
+    from moorage.model.sql.build_locks import BuildLocks
+    from moorage.services.squash.service import SquashSettings
+    from moorage.services.squash.signing import GpgSigner
+
+    config = settings.derived_images
+    signer = None
+    if config.signing_key_id is not None:
+        passphrase = config.signing_key_passphrase
+        signer = GpgSigner(
+            config.gnupg_home or settings.data_dir / "gnupg",
+            config.signing_key_id,
+            None if passphrase is None else passphrase.get_secret_value(),
+        )
+        signer.check()
+    return SquashService(
+        model,
+        registry.blobs,
+        BuildLocks(model.database, settings.data_dir / "locks" / "derived"),
+        SquashSettings(
+            config_size_limit=settings.manifest_config_size_limit,
+            read_only=settings.read_only,
+            scratch_dir=config.scratch_dir,
+        ),
+        signer,
+    )
+
+
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database; creates the SQLite file's directory if needed."""
     database_file = sqlite_file(settings.database_url)
@@ -356,6 +389,9 @@ def build(settings: Settings) -> Application:
         auth=auth,
         authorizer=permissions,
         recent_pulls=RecentPulls(settings.auth.pull_permission_cache_s),
+        squash=build_squash(settings, model, registry) if settings.derived_images.enabled else None,
+        squash_threads=ThreadPool(settings.derived_images.build_threads),
+        squash_wait_s=settings.derived_images.build_wait_s,
     )
     verify = VerifyJob(StorageVerifier(model, locations), settings.data_dir / CHECKPOINT_FILE)
     log.info("application built", settings=settings.redacted())

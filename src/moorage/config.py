@@ -257,6 +257,44 @@ class StorageSettings(BaseModel):
         return default, ordered
 
 
+class DerivedImageSettings(BaseModel):
+    """Squashed images (``/c1/squash/...``) and their GPG signatures (docs/derived-images.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=False,
+        description="serve images as one flattened layer in a docker load tarball",
+    )
+    build_threads: int = Field(
+        default=2, ge=1, le=64, description="squashed images one worker process builds at once"
+    )
+    build_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="how long a request waits for a build of the same image (then 202)",
+    )
+    scratch_dir: Path | None = Field(
+        default=None,
+        description="where the flattened layer is spooled while building; "
+        "default: the system's temporary directory",
+    )
+    signing_key_id: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=128,
+        description="id or fingerprint of the GPG key that signs them; unset: no signatures",
+    )
+    gnupg_home: Path | None = Field(
+        default=None, description="GnuPG home directory holding that key; default: <data_dir>/gnupg"
+    )
+    signing_key_passphrase: SecretStr | None = Field(
+        default=None,
+        description="the key's passphrase (MOORAGE_DERIVED_IMAGES__SIGNING_KEY_PASSPHRASE)",
+    )
+
+
 class AuthSettings(BaseModel):
     """Docker token auth (docs/auth.md): the token service, its keys and login throttling."""
 
@@ -478,6 +516,7 @@ class Settings(BaseSettings):
     initial_superuser_password_file: Path | None = Field(
         default=None, description="or a file holding its password (first line)"
     )
+    derived_images: DerivedImageSettings = DerivedImageSettings()
 
     @classmethod
     def settings_customise_sources(

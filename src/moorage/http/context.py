@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 from starlette.requests import Request
@@ -14,6 +15,9 @@ from moorage.services.logins import AuthServices
 from moorage.services.permissions import PermissionService
 from moorage.services.recent_pulls import RecentPulls
 from moorage.services.registry import AdminServices, RegistryServices
+
+if TYPE_CHECKING:
+    from moorage.services.squash.service import SquashService
 
 
 class ThreadPool:
@@ -53,6 +57,11 @@ class HttpContext:
     authorizer: PermissionService | None = None
     # Its yeses to pulls remembered for a few seconds (the seam's fast path; None: always ask).
     recent_pulls: RecentPulls | None = None
+    # Squashed images (None: derived_images.enabled is off), the threads that build them
+    # and how long a request waits for another's build of the same image.
+    squash: SquashService | None = None
+    squash_threads: ThreadPool = field(default_factory=lambda: ThreadPool(2))
+    squash_wait_s: float = 60.0
 
 
 def get_context(request: Request) -> HttpContext:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from moorage.http import squash as squash_verbs
 from moorage.http import system, torrents
 from moorage.http.access import Access, guarded
 from moorage.http.api import namespaces, openapi, repositories, tags
@@ -38,6 +39,9 @@ _UPLOAD = "/v2/{name:path}/blobs/uploads/{upload_id}"
 _BLOB = "/v2/{name:path}/blobs/{digest}"
 _TORRENT = "/c1/torrent/{name:path}/blobs/{digest}"
 _WEB_SEED = "/c1/webseed/{name:path}/blobs/{digest}"
+# Squashed images: <reference> is the last segment (a tag or digest never holds a "/").
+_SQUASH = "/c1/squash/{name:path}/{reference}"
+_SQUASH_SIGNATURE = "/c1/squash-signature/{name:path}/{reference}"
 _REPO = "/api/v1/repository/{namespace}/{repository:path}"
 _TAG = _REPO + "/tag/{tag}"
 _API_MANIFEST = _REPO + "/manifest/{digest}"
@@ -75,6 +79,14 @@ ROUTES: tuple[RouteSpec, ...] = (
     # "/blobs/" (the digest holds no slash); the web seed is the blob GET behind a signed URL.
     RouteSpec("GET", _TORRENT, torrents.get_torrent, Access.PULL, "c1.torrent"),
     RouteSpec("GET", _WEB_SEED, blobs.get_blob, Access.WEB_SEED, "c1.webseed"),
+    # Squashed images (docs/derived-images.md): built on first request, then from storage.
+    RouteSpec("GET", _SQUASH, squash_verbs.get_squashed, Access.PULL, "c1.squash"),
+    RouteSpec(
+        "GET", _SQUASH_SIGNATURE, squash_verbs.get_signature, Access.PULL, "c1.squash.signature"
+    ),
+    RouteSpec(
+        "GET", "/c1/keys/squash.asc", squash_verbs.get_public_key, Access.NONE, "c1.squash.key"
+    ),
     # The REST API (Quay's paths). {repository:path} may hold slashes: the fixed segments
     # after it decide the route, so the longer patterns come first.
     RouteSpec("GET", "/api/v1/openapi.json", openapi.document, Access.NONE, "api.openapi"),

