@@ -20,6 +20,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
+from moorage.domain.records import RepositoryReference
 from moorage.http.context import get_context
 from moorage.http.errors import ErrorCode, error_response
 from moorage.http.inputs import parse_byte_range
@@ -43,6 +44,18 @@ def _service(request: Request) -> SquashService:
     if service is None:
         raise SquashingDisabledError("squashed images are not enabled on this registry")
     return service
+
+
+async def _repository_service(request: Request) -> SquashService:
+    """The service, once the repository is known to exist: an unknown one is NAME_UNKNOWN
+    on these routes too, whether or not squashing is on."""
+    if get_context(request).squash is None:
+        await on_repository(request, _exists)
+    return _service(request)
+
+
+def _exists(_repository: RepositoryReference) -> None:
+    return None
 
 
 async def _built(request: Request, service: SquashService) -> SquashContent | None:
@@ -76,7 +89,7 @@ def _pending() -> Response:
 
 
 async def get_squashed(request: Request) -> Response:
-    service = _service(request)
+    service = await _repository_service(request)
     content = await _built(request, service)
     if content is None:
         return _pending()
@@ -111,7 +124,7 @@ async def get_squashed(request: Request) -> Response:
 
 
 async def get_signature(request: Request) -> Response:
-    service = _service(request)
+    service = await _repository_service(request)
     if service.signer is None:
         raise SquashingDisabledError("this registry does not sign squashed images")
     content = await _built(request, service)
