@@ -42,6 +42,8 @@ from moorage.services.verify import StorageVerifier
 from moorage.services.webseed import WebSeedSigner
 from moorage.storage import StorageDriver, StorageLocations, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
+from moorage.workers.replication import ReplicationJob
+from moorage.workers.upload_cleanup import UploadCleanupJob
 from moorage.workers.verify import CHECKPOINT_FILE, VerifyJob
 
 log = get_logger(__name__)
@@ -61,6 +63,8 @@ class Application:
     metrics: Metrics
     asgi: ASGIApp
     verify: VerifyJob  # `moorage storage verify`
+    replication: ReplicationJob  # `moorage worker replicate`
+    upload_cleanup: UploadCleanupJob  # `moorage worker clean-uploads`
     accounts: AccountService  # the Authenticator; creates and changes accounts
     permissions: PermissionService  # the Authorizer
     auth: AuthServices  # the token service, login checks (throttled) and the realm
@@ -405,6 +409,8 @@ def build(settings: Settings) -> Application:
         metrics=metrics,
         asgi=create_http_app(context),
         verify=verify,
+        replication=ReplicationJob(model, locations),
+        upload_cleanup=UploadCleanupJob(model, locations),
         accounts=accounts,
         permissions=permissions,
         auth=auth,

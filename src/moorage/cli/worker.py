@@ -47,15 +47,12 @@ def replicate(
 ) -> None:
     """Copy blobs to every configured storage location and record the placements."""
     from moorage.app import build
-    from moorage.services.replication import ReplicationService
     from moorage.workers.runner import run_job
 
     application = build(load_settings(config))
-    service = ReplicationService(application.model, application.locations)
+    job = application.replication
     try:
-        run_job(
-            "replicate", service.run_once, interval=interval, report=_printer("replicate", output)
-        )
+        run_job(job.name, job.run_once, interval=interval, report=_printer(job.name, output))
     finally:
         application.close()
 
@@ -71,19 +68,17 @@ def clean_uploads(
 ) -> None:
     """Remove abandoned upload sessions and their partial data in every location."""
     from moorage.app import build
-    from moorage.services.cleanup import UploadCleaner
     from moorage.workers.runner import run_job
 
     application = build(load_settings(config))
-    cleaner = UploadCleaner(
-        application.model, application.locations, timedelta(hours=max_age_hours)
-    )
+    job = application.upload_cleanup
+    max_age = timedelta(hours=max_age_hours)
     try:
         run_job(
-            "clean-uploads",
-            cleaner.run_once,
+            job.name,
+            lambda: job.run_once(max_age),
             interval=interval,
-            report=_printer("clean-uploads", output),
+            report=_printer(job.name, output),
         )
     finally:
         application.close()
