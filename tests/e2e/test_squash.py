@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -18,13 +19,16 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from support.e2e_accounts import RegistryAccounts
 from support.e2e_clients import (
     ClientConfig,
     Podman,
@@ -307,3 +311,212 @@ def test_a_squashed_image_loads_in_skopeo_and_podman_as_the_flattened_tree(
             podman("image", "unmount", f"localhost/{repo}:v1", timeout=120, check=False)
     finally:
         podman.cleanup()
+
+
+def test_the_signature_verifies_with_the_published_key_and_a_tampered_tarball_fails(
+    admin: httpx.Client, tmp_path: Path
+) -> None:
+    repo = "e2e/squash/signed"
+    push_image(admin, repo, "v1", LAYERS)
+    tarball = _tarball(admin, f"/c1/squash/{repo}/v1")
+    signature = admin.get(f"/c1/squash-signature/{repo}/v1")
+    assert signature.status_code == 200, signature.text
+    assert signature.headers["content-type"].startswith("application/pgp-signature")
+    assert signature.text.startswith("-----BEGIN PGP SIGNATURE-----")
+    with httpx.Client(base_url=str(admin.base_url), trust_env=False) as anonymous:
+        key = anonymous.get("/c1/keys/squash.asc")  # public: no credentials needed
+    assert key.status_code == 200 and "BEGIN PGP PUBLIC KEY BLOCK" in key.text
+
+    home = Path(tempfile.mkdtemp(prefix="e2e-gpgv-", dir="/tmp"))
+    home.chmod(0o700)
+    try:
+        (tmp_path / "key.asc").write_text(key.text)
+        _gpg(home, "--import", str(tmp_path / "key.asc"))
+        (tmp_path / "image.tar").write_bytes(tarball)
+        (tmp_path / "image.tar.asc").write_text(signature.text)
+        verified = _gpg(
+            home, "--verify", str(tmp_path / "image.tar.asc"), str(tmp_path / "image.tar")
+        )
+        assert "Good signature" in verified.stderr
+        tampered = bytearray(tarball)
+        tampered[len(tampered) // 2] ^= 0x01
+        (tmp_path / "image.tar").write_bytes(bytes(tampered))
+        refused = _gpg(
+            home, "--verify", str(tmp_path / "image.tar.asc"), str(tmp_path / "image.tar"),
+            check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0 and "BAD signature" in refused.stderr
+    finally:
+        run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=30, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+    # Served from storage the second time: the same bytes, the same signature.
+    assert _tarball(admin, f"/c1/squash/{repo}/v1") == tarball
+    assert admin.get(f"/c1/squash-signature/{repo}/v1").text == signature.text
+
+
+def _builds_logged(server: RegistryServer) -> list[dict[str, Any]]:
+    built = []
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        if "squashed image built" in line:
+            try:
+                built.append(json.loads(line))
+            except ValueError:
+                built.append({"line": line})
+    return built
+
+
+def test_concurrent_requests_on_two_workers_build_the_image_once(
+    admin: httpx.Client, squash_registry: RegistryServer
+) -> None:
+    repo = "e2e/squash/concurrent"
+    # Big enough that the build takes a while: the racers meet it under way.
+    filler = [Op("file", f"blob/{i}", os.urandom(2 * MiB)) for i in range(12)]
+    push_image(admin, repo, "v1", [filler, *LAYERS])
+    before = len(_builds_logged(squash_registry))
+    derived_before = len(list((squash_registry.data_dir / "storage" / "derived").rglob("data")))
+    results: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        with httpx.Client(
+            base_url=squash_registry.base_url,
+            timeout=300,
+            trust_env=False,
+            auth=squash_registry.credentials,
+        ) as client:
+            answer = client.get(f"/c1/squash/{repo}/v1")
+        with lock:
+            results.append((answer.status_code, answer.content))
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert [status for status, _ in results] == [200] * 8
+    assert len({body for _, body in results}) == 1
+    built = _builds_logged(squash_registry)[before:]
+    assert len(built) == 1, built
+    # Every racer was in flight while that one build ran (so the others waited for it).
+    finished = datetime.fromisoformat(built[0]["timestamp"])
+    requests = [
+        entry
+        for entry in map(json.loads, _json_lines(squash_registry))
+        if entry.get("path") == f"/c1/squash/{repo}/v1"
+    ]
+    assert len(requests) == 8
+    for entry in requests:
+        started = datetime.fromisoformat(entry["timestamp"]) - timedelta(
+            milliseconds=entry["duration_ms"]
+        )
+        assert started < finished, (entry, built)
+    assert len(list((squash_registry.data_dir / "storage" / "derived").rglob("data"))) == (
+        derived_before + 1
+    )
+
+
+def _json_lines(server: RegistryServer) -> list[str]:
+    return [
+        line
+        for line in server.log_path.read_text(errors="replace").splitlines()
+        if line.startswith("{")
+    ]
+
+
+def test_private_images_are_refused_without_credentials_or_to_another_user(
+    admin: httpx.Client, squash_registry: RegistryServer
+) -> None:
+    repo = "e2e/squash/private"
+    push_image(admin, repo, "v1", [BASE])
+    RegistryAccounts(squash_registry).create_user("squash-bob", "bob-password-1")
+    base_url = squash_registry.base_url
+    for auth in (None, ("squash-bob", "bob-password-1"), ("squash-bob", "wrong")):
+        with httpx.Client(base_url=base_url, trust_env=False, auth=auth, timeout=60) as other:
+            for path in (f"/c1/squash/{repo}/v1", f"/c1/squash-signature/{repo}/v1"):
+                answer = other.get(path)
+                assert answer.status_code == 401, (auth, path, answer.text)
+                assert answer.json()["errors"][0]["code"] == "UNAUTHORIZED"
+                assert "www-authenticate" in answer.headers
+                assert b"ustar" not in answer.content
+    # The owner's pull permission is what counts: a granted read lets bob in.
+    RegistryAccounts(squash_registry)("repo", "visibility", repo, "public")
+    with httpx.Client(base_url=base_url, trust_env=False, timeout=120) as anonymous:
+        assert anonymous.get(f"/c1/squash/{repo}/v1").status_code == 200
+
+
+def test_unknown_tags_digests_platforms_and_repositories_are_404(admin: httpx.Client) -> None:
+    repo = "e2e/squash/missing"
+    digest = push_image(admin, repo, "v1", [BASE])
+    cases = {
+        f"/c1/squash/{repo}/nope": "MANIFEST_UNKNOWN",
+        f"/c1/squash/{repo}/sha256:{'0' * 64}": "MANIFEST_UNKNOWN",
+        f"/c1/squash/{repo}/sha256:zz": "MANIFEST_UNKNOWN",
+        f"/c1/squash/{repo}/v1?platform=linux/arm64": "MANIFEST_UNKNOWN",
+        f"/c1/squash/{repo}/v1?platform=bad": "MANIFEST_UNKNOWN",
+        "/c1/squash/e2e/squash/ghost/v1": "NAME_UNKNOWN",
+    }
+    for path, code in cases.items():
+        answer = admin.get(path)
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json()["errors"][0]["code"] == code, path
+    by_digest = _tarball(admin, f"/c1/squash/{repo}/{digest}")
+    with tarfile.open(fileobj=io.BytesIO(by_digest)) as tar:
+        (entry,) = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        assert "repositories" not in tar.getnames()
+    assert entry["RepoTags"] == []
+    ranged = admin.get(f"/c1/squash/{repo}/{digest}", headers={"Range": "bytes=0-511"})
+    assert ranged.status_code == 206 and ranged.content == by_digest[:512]
+    head = admin.head(f"/c1/squash/{repo}/{digest}")
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(by_digest)
+
+
+def test_a_multi_arch_tag_squashes_the_platform_asked_for(admin: httpx.Client) -> None:
+    repo = "e2e/squash/multiarch"
+    children = []
+    for arch, marker in (("amd64", b"x86"), ("arm64", b"arm")):
+        config = {**IMAGE_CONFIG, "architecture": arch}
+        layer = [Op("file", "arch", marker)]
+        digest = push_image(admin, repo, f"sha256-{arch}", [layer], config)
+        body = admin.get(f"/v2/{repo}/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
+        children.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": len(body.content),
+                "platform": {"os": "linux", "architecture": arch},
+            }
+        )
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    put = admin.put(
+        f"/v2/{repo}/manifests/multi", content=index, headers={"Content-Type": OCI_INDEX}
+    )
+    assert put.status_code == 201, put.text
+
+    def arch_file(**params: str) -> bytes:
+        tarball = _tarball(admin, f"/c1/squash/{repo}/multi", **params)
+        with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
+            (entry,) = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+            layer = tar.extractfile(entry["Layers"][0]).read()  # type: ignore[union-attr]
+        return read_flat(layer)["arch"].data
+
+    assert arch_file() == b"x86"
+    assert arch_file(platform="linux/arm64") == b"arm"
+    missing = admin.get(f"/c1/squash/{repo}/multi", params={"platform": "linux/s390x"})
+    assert missing.status_code == 404 and "s390x" in missing.json()["errors"][0]["message"]
+
+
+def test_squashing_off_answers_404(tmp_path: Path) -> None:
+    with (
+        start_registry(tmp_path / "off", "moorage") as server,
+        httpx.Client(base_url=server.base_url, trust_env=False, timeout=60) as http,
+    ):
+        push_image(http, "e2e/squash/off", "v1", [BASE])
+        for path in (
+            "/c1/squash/e2e/squash/off/v1",
+            "/c1/squash-signature/e2e/squash/off/v1",
+            "/c1/keys/squash.asc",
+        ):
+            answer = http.get(path)
+            assert answer.status_code == 404, (path, answer.text)
+            assert answer.json()["errors"][0]["code"] == "NOT_FOUND"
+        assert not (server.data_dir / "storage" / "derived").exists()
