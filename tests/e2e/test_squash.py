@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -31,11 +32,14 @@ import pytest
 from support.e2e_accounts import RegistryAccounts
 from support.e2e_clients import (
     ClientConfig,
+    PeakMemorySampler,
     Podman,
     RegistryServer,
     Skopeo,
+    process_tree,
     run,
     start_registry,
+    status_kib,
 )
 from support.squash_layers import Op, comparable, layer_tar, read_flat, reference_flatten
 
@@ -520,3 +524,115 @@ def test_squashing_off_answers_404(tmp_path: Path) -> None:
             assert answer.status_code == 404, (path, answer.text)
             assert answer.json()["errors"][0]["code"] == "NOT_FOUND"
         assert not (server.data_dir / "storage" / "derived").exists()
+
+
+class _RandomFile(io.RawIOBase):
+    """``size`` pseudo-random bytes (incompressible), made as they are read."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.left, self.random = size, random.Random(seed)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), self.left, MiB)
+        buffer[:size] = self.random.randbytes(size)
+        self.left -= size
+        return size
+
+
+@pytest.mark.slow
+def test_squashing_a_120_mib_image_keeps_the_server_memory_flat(
+    tmp_path: Path, signing_home: tuple[Path, str]
+) -> None:
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs /proc")
+    size = 120 * MiB
+    tar_path = tmp_path / "big.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        info = tarfile.TarInfo("big/file")
+        info.size = size
+        tar.addfile(info, io.BufferedReader(_RandomFile(size, 7)))
+        small = tarfile.TarInfo("small")
+        small.size = 5
+        tar.addfile(small, io.BytesIO(b"small"))
+    gz_path = tmp_path / "big.tar.gz"
+    with tar_path.open("rb") as raw, gzip.open(gz_path, "wb", compresslevel=1) as packed:
+        shutil.copyfileobj(raw, packed, MiB)
+    diff_id = "sha256:" + _file_sha256(tar_path)
+    layer_digest = "sha256:" + _file_sha256(gz_path)
+    tar_path.unlink()
+
+    home, fingerprint = signing_home
+    config_file = tmp_path / "config.yml"
+    config_file.write_text(
+        json.dumps(
+            {
+                "derived_images": {
+                    "enabled": True,
+                    "signing_key_id": fingerprint,
+                    "gnupg_home": str(home),
+                    "scratch_dir": str(tmp_path),
+                }
+            }
+        )
+    )
+    extra = ["--config", str(config_file)]
+    with (
+        start_registry(tmp_path / "mem", "moorage", extra_args=extra) as server,
+        httpx.Client(base_url=server.base_url, trust_env=False, timeout=600) as http,
+    ):
+        repo = "e2e/squash/big"
+        with gz_path.open("rb") as body:
+            pushed = http.post(
+                f"/v2/{repo}/blobs/uploads/", params={"digest": layer_digest}, content=body
+            )
+        assert pushed.status_code == 201, pushed.text
+        document = {
+            **IMAGE_CONFIG,
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": "big"}],
+        }
+        config_bytes = json.dumps(document).encode()
+        config_digest = _push_blob(http, repo, config_bytes)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
+            "layers": [
+                {"mediaType": GZIP_LAYER, "digest": layer_digest, "size": gz_path.stat().st_size}
+            ],
+        }
+        put = http.put(
+            f"/v2/{repo}/manifests/v1",
+            content=json.dumps(manifest).encode(),
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        assert put.status_code == 201, put.text
+
+        pids = process_tree(server.pid)
+        for pid in pids:  # start the peak-RSS marks from here
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        resident_before = sum(status_kib(pid, "VmRSS") for pid in pids)
+        received = 0
+        with (
+            PeakMemorySampler(server.pid) as memory,
+            http.stream("GET", f"/c1/squash/{repo}/v1") as answer,
+        ):
+            assert answer.status_code == 200
+            for chunk in answer.iter_bytes():
+                received += len(chunk)
+        assert received > size
+        grown_mib = (memory.total_kib - resident_before) / 1024
+        assert grown_mib < 60, f"the server's peak RSS grew {grown_mib:.0f} MiB for a 120 MiB image"
+        signature = http.get(f"/c1/squash-signature/{repo}/v1")
+        assert signature.status_code == 200 and "BEGIN PGP SIGNATURE" in signature.text
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
