@@ -264,7 +264,7 @@ def _expected_on_disk() -> dict[str, tuple[object, ...]]:
     """The reference tree as extraction shows it: parents implied by their content appear
     as directories; symlink modes and directory times are the extractor's."""
     expected = comparable(reference_flatten(LAYERS))
-    shaped = {
+    shaped: dict[str, tuple[object, ...]] = {
         path: (kind, None if kind == "symlink" else mode, uid, gid,
                None if kind == "dir" else mtime, data, target, names)
         for path, (kind, mode, uid, gid, mtime, data, target, names) in expected.items()
