@@ -11,7 +11,7 @@ import typer
 from typer._click import exceptions as click
 
 from moorage import __version__
-from moorage.cli import accounts, config_cmd, db, serve, storage, tags, worker
+from moorage.cli import accounts, config_cmd, db, serve, signing, storage, tags, worker
 from moorage.domain.errors import MoorageError
 from moorage.observability import redact_url_passwords
 
@@ -30,6 +30,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(worker.app, name="worker")
 app.add_typer(storage.app, name="storage")
+app.add_typer(signing.app, name="signing")
 for name, group in accounts.GROUPS:  # user, org, team, robot, repo, namespace
     app.add_typer(group, name=name)
 app.add_typer(tags.tag_app, name="tag")
