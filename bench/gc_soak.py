@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,10 @@ class SoakOptions:
     pool_layers: int = 16
     time_machine_s: int = 4  # the namespaces' time-machine window
     link_expiry_s: int = 10  # how long an uploaded blob stays linked without a manifest
-    upload_expiry_s: int = 10  # how long an untouched upload session lives
-    gc_interval_s: float = 1.0
-    gc_settings: dict[str, Any] = field(default_factory=dict)  # the GC's own grace windows
+    upload_max_age_s: int = 10  # upload sessions older than this are garbage
+    gc_grace_s: int = 2  # the GC's grace for young blobs, manifests and hidden tags
+    gc_interval_s: float = 1.0  # the GC inside each server, and a `moorage worker gc`
+    gc_batch: int = 50  # small batches: a cycle takes several, as at scale
     skopeo_pulls: int = 3
 
 
@@ -187,7 +188,15 @@ def write_config(path: Path, database_url: str, s3: S3Target, options: SoakOptio
             "default_location": "s3",
             "locations": {"s3": {"driver": "s3", **s3.options}},
         },
-        **options.gc_settings,
+        "gc": {
+            "enabled": options.gc,
+            "interval_s": options.gc_interval_s,
+            "batch_size": options.gc_batch,
+            "blob_grace_s": options.gc_grace_s,
+            "manifest_grace_s": options.gc_grace_s,
+            "tag_grace_s": options.gc_grace_s,
+            "upload_max_age_s": options.upload_max_age_s,
+        },
     }
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
@@ -425,6 +434,7 @@ def run_soak(
             report["gc_passes_during_load"] = len(passes)
             report["gc_reports_during_load"] = _sum_reports(passes)
     failures += [f"a client violation: {v}" for v in tally.violations]
+    failures += _logged_errors(workdir)
     report.update(
         operations=dict(sorted(tally.operations.items())),
         outcomes=dict(sorted(tally.outcomes.items())),
@@ -436,6 +446,19 @@ def run_soak(
         failures += _collect_to_baseline(options, config, database_url, s3, deleted_at, report)
     report["failures"] = failures
     return report
+
+
+def _logged_errors(workdir: Path) -> list[str]:
+    """Tracebacks and failed GC cycles in the servers' and the GC worker's logs."""
+    found = []
+    for log in sorted(workdir.glob("*.log")):
+        text = log.read_text(errors="replace")
+        for marker in ("Traceback", "cycle failed"):
+            if marker in text:
+                at = text.index(marker)
+                found.append(f"{log.name}: {text[max(0, at - 300) : at + 1500]}")
+                break
+    return found
 
 
 def _sum_reports(reports: list[dict[str, Any]]) -> dict[str, int]:
@@ -457,9 +480,8 @@ def _collect_to_baseline(
 ) -> list[str]:
     """Past every window: a dry run changes nothing, a real run restores the baseline."""
     failures: list[str] = []
-    windows = max(options.time_machine_s, options.link_expiry_s, options.upload_expiry_s)
-    grace = max((v for v in options.gc_settings.values() if isinstance(v, int | float)), default=0)
-    time.sleep(max(0.0, deleted_at + windows + grace + 2 - time.time()))
+    windows = max(options.time_machine_s, options.link_expiry_s, options.upload_max_age_s)
+    time.sleep(max(0.0, deleted_at + windows + options.gc_grace_s + 2 - time.time()))
     before = storage_state(database_url, s3)
     dry = moorage(["gc", "--dry-run", "--output", "json"], config)
     after_dry = storage_state(database_url, s3)
