@@ -301,3 +301,54 @@ def test_a_wrong_key_id_stops_the_start(tmp_path: Path) -> None:
             {},
             derived_images={"signing_key_id": "0123456789ABCDEF", "gnupg_home": str(home)},
         )
+
+
+def test_a_schema1_image_squashes_with_its_top_image_config(app: Application) -> None:
+    from moorage.domain.manifests import Schema1Signer, V1Entry, build_schema1_manifest
+
+    entries, parent = [], None
+    with TestClient(app.asgi) as client:
+        for index, ops in enumerate(LAYERS):
+            blob = gzip.compress(layer_tar(ops))
+            posted = client.post(
+                "/v2/org/old/blobs/uploads/", params={"digest": _sha256(blob)}, content=blob
+            )
+            assert posted.status_code == 201, posted.text
+            image_id = f"{index + 1:064x}"
+            v1: dict[str, Any] = {"id": image_id, "architecture": "amd64", "os": "linux"}
+            if parent is not None:
+                v1["parent"] = parent
+            if index == len(LAYERS) - 1:
+                v1["config"] = {"Env": ["FROM=schema1"], "Cmd": ["/bin/true"]}
+            entries.append(
+                V1Entry(
+                    image_id,
+                    parent,
+                    _sha256(blob),
+                    json.dumps(v1),
+                    None,
+                    None,
+                    None,
+                    None,
+                    False,
+                    len(blob),
+                )
+            )
+            parent = image_id
+        body = build_schema1_manifest("org/old", "v1", "amd64", entries, Schema1Signer.generate())
+        put = client.put(
+            "/v2/org/old/manifests/v1",
+            content=body,
+            headers={"Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"},
+        )
+        assert put.status_code == 201, put.text
+        answer = client.get("/c1/squash/org/old/v1")
+        assert answer.status_code == 200, answer.text
+    with tarfile.open(fileobj=io.BytesIO(answer.content)) as tar:
+        (entry,) = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        config = json.loads(tar.extractfile(entry["Config"]).read())  # type: ignore[union-attr]
+        layer = tar.extractfile(entry["Layers"][0]).read()  # type: ignore[union-attr]
+    assert comparable(read_flat(layer)) == comparable(reference_flatten(LAYERS))
+    assert config["config"]["Env"] == ["FROM=schema1"]
+    assert config["rootfs"]["diff_ids"] == [_sha256(layer)]
+    assert (config["os"], config["architecture"]) == ("linux", "amd64")
