@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from moorage.app import Application, build
@@ -352,3 +354,61 @@ def test_a_schema1_image_squashes_with_its_top_image_config(app: Application) ->
     assert config["config"]["Env"] == ["FROM=schema1"]
     assert config["rootfs"]["diff_ids"] == [_sha256(layer)]
     assert (config["os"], config["architecture"]) == ("linux", "amd64")
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    # Module scope runs before the autouse fixture that opens the registry: say it here.
+    application = make_app(tmp_path_factory.mktemp("fuzz"), {}, auth={"enabled": False})
+    try:
+        with TestClient(application.asgi) as client:
+            push(client, "org/app", "v1", [layer_tar(ops) for ops in LAYERS])
+            assert client.get("/c1/squash/org/app/v1").status_code == 200
+            yield client
+    finally:
+        application.close()
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    prefix=st.sampled_from(["/c1/squash/", "/c1/squash-signature/"]),
+    name=st.one_of(st.just("org/app"), st.just("org/app/deeper"), _TEXT),
+    reference=st.one_of(st.just("v1"), st.just("sha256:" + "a" * 64), _TEXT),
+    platform=st.one_of(st.none(), st.just("linux/amd64"), st.just("linux/arm64/v8"), _TEXT),
+    range_header=st.one_of(st.none(), st.just("bytes=0-10"), st.just("bytes=99999999-"), _TEXT),
+)
+def test_any_squash_request_is_answered_without_a_server_error(
+    fuzzed: TestClient,
+    prefix: str,
+    name: str,
+    reference: str,
+    platform: str | None,
+    range_header: str | None,
+) -> None:
+    from urllib.parse import quote
+
+    params = {} if platform is None else {"platform": platform}
+    headers = {} if range_header is None else {"Range": range_header.encode()}
+    path = prefix + quote(name, safe="/") + "/" + quote(reference, safe="")
+    answer = fuzzed.get(path, params=params, headers=headers)  # type: ignore[arg-type]
+    assert answer.status_code in (200, 206, 400, 404, 405, 416), (
+        path,
+        answer.status_code,
+        answer.text,
+    )
+    if answer.status_code >= 400:
+        (error,) = answer.json()["errors"]
+        assert error["code"] in {
+            "NAME_INVALID",
+            "NAME_UNKNOWN",
+            "MANIFEST_UNKNOWN",
+            "NOT_FOUND",
+            "RANGE_INVALID",
+            "UNSUPPORTED",
+        }, (path, error)
+        assert len(error["message"]) <= 200
