@@ -7,6 +7,7 @@ public half is what clients verify with (``/c1/keys/squash.asc``).
 
 from __future__ import annotations
 
+import io
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,10 @@ class GpgSigner:
             raise ConfigError(
                 f"derived_images.signing_key_id: no secret key {self.key_id[:100]!r} in {self.home}"
             )
+        try:  # and it must sign: a wrong or missing passphrase shows here
+            self.sign(io.BytesIO(b"moorage signing probe"))
+        except SigningError as exc:
+            raise ConfigError(f"derived_images.signing_key_id: {exc}") from None
 
     def sign(self, data: IO[bytes]) -> str:
         """The armored detached signature of ``data``'s bytes."""
@@ -55,7 +60,13 @@ class GpgSigner:
         )
         text = str(result)
         if not result or "BEGIN PGP SIGNATURE" not in text:
-            raise SigningError(f"gpg did not sign: {result.status or 'no status'}")
+            failures = [
+                line.removeprefix("gpg: signing failed: ")
+                for line in (result.stderr or "").splitlines()
+                if line.startswith("gpg: signing failed: ")
+            ]
+            reason = failures[-1] if failures else result.status or "no signature made"
+            raise SigningError(f"gpg did not sign: {reason[:100]}")
         return text
 
     def public_key(self) -> str:
