@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from moorage.services.webseed import WebSeedSigner
 from moorage.storage import StorageDriver, StorageLocations, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
 from moorage.workers.replication import ReplicationJob
+from moorage.workers.gc import GcJob
 from moorage.workers.upload_cleanup import UploadCleanupJob
 from moorage.workers.verify import CHECKPOINT_FILE, VerifyJob
 
@@ -64,6 +66,7 @@ class Application:
     asgi: ASGIApp
     verify: VerifyJob  # `moorage storage verify`
     replication: ReplicationJob  # `moorage worker replicate`
+    gc: GcJob  # `moorage gc`, `moorage worker gc`, the loop in `moorage serve`
     upload_cleanup: UploadCleanupJob  # `moorage worker clean-uploads`
     accounts: AccountService  # the Authenticator; creates and changes accounts
     permissions: PermissionService  # the Authorizer
@@ -72,6 +75,8 @@ class Application:
     def close(self) -> None:
         self.database.close()
 
+        self.gc.stop()
+        self.model.close_digest_locks()
 
 @dataclass(frozen=True, slots=True)
 class Accounts:
@@ -270,6 +275,21 @@ def build_squash(
 
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database; creates the SQLite file's directory if needed."""
+def build_gc(settings: Settings, model: SqlRegistryModel, locations: StorageLocations) -> GcJob:
+    """The garbage collector with the configured grace windows (docs/gc.md)."""
+    from moorage.model.interface.maintenance import GcWindows
+    from moorage.services.gc import GarbageCollector, GcSettings
+
+    config = settings.gc
+    windows = GcWindows(
+        blob_grace_ms=config.blob_grace_s * 1000,
+        manifest_grace_ms=config.manifest_grace_s * 1000,
+        tag_grace_ms=config.tag_grace_s * 1000,
+    )
+    gc_settings = GcSettings(windows, config.batch_size, timedelta(seconds=config.upload_max_age_s))
+    return GcJob(GarbageCollector(model, locations, gc_settings), config.interval_s)
+
+
     database_file = sqlite_file(settings.database_url)
     if database_file is not None:
         Path(database_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -403,6 +423,7 @@ def build(settings: Settings) -> Application:
         settings=settings,
         database=database,
         model=model,
+    gc_job = build_gc(settings, model, locations)
         locations=locations,
         registry=registry,
         admin=admin,
@@ -414,6 +435,7 @@ def build(settings: Settings) -> Application:
         accounts=accounts,
         permissions=permissions,
         auth=auth,
+        gc=gc_job,
     )
 
 
@@ -426,7 +448,10 @@ def asgi_from_env() -> ASGIApp:
     config_file = os.environ.get(CONFIG_FILE_ENV)
     settings = load_settings(Path(config_file) if config_file else None)
     tune_interpreter()
-    asgi = build(settings).asgi
+    application = build(settings)
+    if settings.gc.enabled:
+        application.gc.start_background()
+    asgi = application.asgi
     settle_heap()
     return asgi
 

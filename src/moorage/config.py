@@ -431,6 +431,38 @@ class TorrentSettings(BaseModel):
         return _absolute_url(value, ("http", "https"))
 
 
+class GcConfig(BaseModel):
+    """Online garbage collection (docs/gc.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True, description="collect garbage periodically inside every `moorage serve` worker"
+    )
+    interval_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="seconds between two cycles of a running GC"
+    )
+    batch_size: int = Field(
+        default=500, ge=1, le=100_000, description="rows one GC step reads or deletes at most"
+    )
+    blob_grace_s: int = Field(
+        default=600,
+        ge=0,
+        description="a blob younger than this, or whose last link expired less long ago, stays",
+    )
+    manifest_grace_s: int = Field(
+        default=600, ge=0, description="a manifest younger than this stays, even untagged"
+    )
+    tag_grace_s: int = Field(
+        default=60, ge=0, description="a temporary (hidden) tag ended less long ago stays"
+    )
+    upload_max_age_s: int = Field(
+        default=2 * 86_400,
+        ge=0,
+        description="upload sessions older than this are removed with their partial data",
+    )
+
+
 def _absolute_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
     from urllib.parse import urlsplit
 
@@ -517,6 +549,7 @@ class Settings(BaseSettings):
         default=None, description="or a file holding its password (first line)"
     )
     derived_images: DerivedImageSettings = DerivedImageSettings()
+    gc: GcConfig = GcConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,7 @@ import typer
 from typer._click import exceptions as click
 
 from moorage import __version__
-from moorage.cli import accounts, config_cmd, db, serve, signing, storage, tags, worker
+from moorage.cli import accounts, config_cmd, db, gc, serve, signing, storage, tags, worker
 from moorage.domain.errors import MoorageError
 from moorage.observability import redact_url_passwords
 
@@ -26,6 +26,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(serve.serve)
+app.command()(gc.gc)
 app.add_typer(db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(worker.app, name="worker")

@@ -82,3 +82,22 @@ def clean_uploads(
         )
     finally:
         application.close()
+
+
+@app.command("gc")
+def gc_worker(
+    config: ConfigOption = None,
+    interval: IntervalOption = None,
+    output: OutputOption = Output.TEXT,
+) -> None:
+    """Collect garbage (docs/gc.md): one cycle, or one every --interval seconds. Safe
+    beside pushes, the GC inside `moorage serve` and other GC workers."""
+    from moorage.app import build
+    from moorage.workers.runner import run_job
+
+    application = build(load_settings(config))
+    job = application.gc
+    try:
+        run_job(job.name, job.run_once, interval=interval, report=_printer(job.name, output))
+    finally:
+        application.close()

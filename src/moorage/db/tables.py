@@ -430,3 +430,42 @@ refresh_token = Table(
     Column("client_id", String(255), nullable=True),
     Column("created", DateTime(timezone=True), nullable=False),
 )
+
+# -- garbage collection (issue 14): a queue of rows to re-check, bytes left to delete -------
+
+# Hints, never authority: the events that can make garbage (a tag purged, a manifest or
+# legacy image collected, a link expired, a repository deleted) name the rows that may now
+# be unreferenced; GC re-checks each under locks before deleting it.
+gc_candidate = Table(
+    "gc_candidate",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # manifest | legacy_image | blob
+    Column("target_id", BigInteger, nullable=False),
+    Column("due_ms", BigInteger, nullable=False),  # not looked at before then (grace windows)
+    UniqueConstraint("kind", "target_id"),
+    Index("ix_gc_candidate_kind_due", "kind", "due_ms"),
+)
+
+# Written in the transaction that deletes a blob row, removed once the bytes are gone: a
+# crash between the two leaves the work here for the next cycle, never a row without bytes.
+gc_pending_delete = Table(
+    "gc_pending_delete",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("location_name", String(255), nullable=False),
+    # The object's key follows from these (storage/keys.py): the digest if content
+    # addressed, else the blob's uuid (derived images; never reused).
+    Column("digest", String(200), nullable=True),
+    Column("blob_uuid", String(36), nullable=False),
+    Column("content_addressed", Boolean, nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+# Phase 1 finds dead tags by their end, across repositories (hidden temp tags and visible
+# ones apart: only the latter wait for a time-machine window); marked repositories by
+# state; the shortest time-machine window by an index probe.
+Index("ix_tag_hidden_lifetime_end_ms", tag.c.hidden, tag.c.lifetime_end_ms)
+Index("ix_repository_state", repository.c.state)
+Index("ix_namespace_removed_tag_expiration_s", namespace.c.removed_tag_expiration_s)

@@ -30,7 +30,7 @@ from moorage.domain.errors import (
 from moorage.domain.records import Blob, BlobUpload, RepositoryReference, TorrentInfo
 from moorage.hashing import InvalidHashStateError, PieceHasher, ResumableHasher
 from moorage.hashing.background import BackgroundFeed
-from moorage.model.interface import BlobUploads, UploadCaps
+from moorage.model.interface import BlobDigestLocks, BlobUploads, UploadCaps
 from moorage.storage import ObjectNotFoundError, StorageDriver, StorageLocations, keys
 from moorage.storage import UploadBusyError as StorageBusyError
 from moorage.storage.driver import UploadDataLostError
@@ -39,8 +39,8 @@ _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_PIECE_LENGTH = 512 * 1024
 
 
-class UploadStore(BlobUploads, UploadCaps, Protocol):
-    """Upload sessions, their caps and their commit."""
+class UploadStore(BlobUploads, UploadCaps, BlobDigestLocks, Protocol):
+    """Upload sessions, their caps, their commit and the digest lock GC respects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,16 +347,19 @@ class UploadService:
         actual = self._digest_of(upload, digest.algorithm)
         if actual != str(digest):
             raise DigestMismatchError(str(digest), actual)
-        self._storage(upload).complete_upload(
-            upload.upload_id, upload.storage_metadata, keys.blob_key(str(digest))
-        )
         torrent = None
         pieces = self._pieces(upload) if upload.byte_count > 0 else None
         if pieces is not None:
             torrent = TorrentInfo(self.settings.piece_length, pieces.final_pieces())
-        blob = self.model.commit_blob_upload(
-            upload, str(digest), self.settings.blob_link_expiration_s, torrent_info=torrent
-        )
+        # Held from the move to the commit: GC deleting this digest's row and bytes waits,
+        # or has finished before the bytes arrive (docs/gc.md).
+        with self.model.holding_blob_digest(str(digest)):
+            self._storage(upload).complete_upload(
+                upload.upload_id, upload.storage_metadata, keys.blob_key(str(digest))
+            )
+            blob = self.model.commit_blob_upload(
+                upload, str(digest), self.settings.blob_link_expiration_s, torrent_info=torrent
+            )
         if blob is None:
             raise UploadNotFoundError(f"blob upload was cancelled: {upload.upload_id}")
         return blob

@@ -37,7 +37,7 @@ from moorage.model.interface.administration import (
     SecurityStatusWrites,
     UploadCaps,
 )
-from moorage.model.interface.maintenance import Maintenance
+from moorage.model.interface.maintenance import BlobDigestLocks, GarbageCollection, Maintenance
 from moorage.model.interface.seed import (
     BlobUploads,
     DerivedImages,
@@ -53,16 +53,20 @@ from moorage.model.interface.seed import (
 )
 
 
-class RegistryModel(RegistryDataInterface, RegistryAdministration, Maintenance, Protocol):
+class RegistryModel(
+    RegistryDataInterface, RegistryAdministration, Maintenance, GarbageCollection, Protocol
+):
     """The whole registry model (accounts apart): what ``app.build`` hands to the builders."""
 
 
 __all__ = [
     "AccountsAndPermissions",
     "AppTokens",
+    "BlobDigestLocks",
     "BlobLinks",
     "BlobUploads",
     "DerivedImages",
+    "GarbageCollection",
     "LegacyImages",
     "Listings",
     "Maintenance",

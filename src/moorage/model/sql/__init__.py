@@ -6,6 +6,7 @@ from moorage.model.sql.accounts import AccountsMixin
 from moorage.model.sql.backfill import BackfillMixin
 from moorage.model.sql.blobs import BlobMixin
 from moorage.model.sql.derived import DerivedImageMixin
+from moorage.model.sql.gc import GcMixin
 from moorage.model.sql.labels import LabelMixin
 from moorage.model.sql.layers import LayerMixin
 from moorage.model.sql.listing import ListingMixin
@@ -26,6 +27,7 @@ class SqlRegistryModel(
     UploadMixin,
     ListingMixin,
     MaintenanceMixin,
+    GcMixin,
     AccountsMixin,
 ):
     """``RegistryModel`` over SQLAlchemy; construct with a ``Database`` (see SqlModelBase)."""

@@ -67,8 +67,12 @@ class BlobMixin(SqlModelBase):
         """Links a blob into another repository for a while (a cross-repository mount);
         copies nothing. The caller checks read access to the source."""
         with self.database.write() as conn:
+            # FOR SHARE (PostgreSQL): GC deleting the blob (FOR UPDATE) finishes first, and
+            # then there is no row, or waits for this link and then sees it (docs/gc.md).
             present = conn.execute(
-                select(t.blob.c.id).where(t.blob.c.id == blob.id, t.blob.c.uploading.is_(False))
+                select(t.blob.c.id)
+                .where(t.blob.c.id == blob.id, t.blob.c.uploading.is_(False))
+                .with_for_update(read=True)
             ).scalar()
             repository = self.repository_ref(conn, target.id)
             if present is None or repository is None:
@@ -106,6 +110,9 @@ class BlobMixin(SqlModelBase):
                     t.uploaded_blob.c.blob_id == blob.id,
                 )
             )
+            # Possibly unreferenced now: GC re-checks it (the other triggers are GC's own).
+            candidate = {"kind": "blob", "target_id": blob.id, "due_ms": self.now_ms()}
+            conn.execute(ignoring_conflict(conn, t.gc_candidate, ["kind", "target_id"]), candidate)
         return True
 
     def add_blob_placement(self, blob: Blob, location_name: str) -> None:

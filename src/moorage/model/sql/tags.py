@@ -70,6 +70,11 @@ _EXPIRES_AFTER_VALUES = (
     .order_by(t.label.c.id.desc())
 )
 _INSERT_TAG = t.tag.insert().returning(t.tag.c.id)
+_REVIVE_MANIFEST = (
+    update(t.manifest)
+    .where(t.manifest.c.id == bindparam("manifest_pk"), t.manifest.c.deleted_at_ms.is_not(None))
+    .values(deleted_at_ms=None)
+)
 
 
 def alive_row(conn: Connection, repository_id: int, name: str, now_ms: int) -> Any:
@@ -344,6 +349,8 @@ class TagMixin(SqlModelBase):
                     current is not None and tuple(current) != tuple(seen)
                 ):
                     return None  # someone else moved the tag since we looked
+                if target[0] is not None:  # a tag onto a manifest deleted by digest revives it
+                    conn.execute(_REVIVE_MANIFEST, {"manifest_pk": target[0]})
                 return move_tag_locked(
                     conn, repository_ref, tag_name, target, current, now_ms, is_reversion
                 )
