@@ -407,7 +407,9 @@ def test_a_private_repository_s_torrent_is_the_caller_s(
     path = f"/c1/torrent/alice/private/blobs/{digest}"
     anonymous = client.get(path)
     assert anonymous.status_code == 401 and "WWW-Authenticate" in anonymous.headers
-    assert client.get(path, headers=BOB).status_code in (401, 403)
+    outsider = client.get(path, headers=BOB)
+    assert outsider.status_code == 401, outsider.text
+    assert 'error="insufficient_scope"' in outsider.headers["WWW-Authenticate"]
     torrent = torrent_of(client, "alice/private", digest, ALICE)
     assert torrent[b"info"][b"private"] == 1
     seed = seed_path(torrent)
