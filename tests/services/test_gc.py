@@ -47,7 +47,7 @@ def baseline(world: World) -> dict[str, int]:
 
 def test_a_cycle_with_nothing_to_collect_deletes_nothing(world: World) -> None:
     repo = world.repository("acme/app")
-    manifest, blobs = world.image(repo, "v1", [b"layer one", b"layer two"])
+    _manifest, blobs = world.image(repo, "v1", [b"layer one", b"layer two"])
     world.pass_windows()  # links expire: the manifest still holds every blob
     report = world.gc()
     assert (report.manifests, report.blobs, report.tags, report.bytes) == (0, 0, 0, 0)
@@ -179,7 +179,7 @@ def test_a_blob_deleted_through_the_api_goes_when_no_manifest_holds_it(world: Wo
 def test_a_layer_shared_with_another_repository_stays(world: World) -> None:
     first, second = world.repository("acme/one"), world.repository("acme/two")
     shared = b"shared base layer"
-    _, one_blobs = world.image(first, "v1", [shared, b"one's own"], seed="one")
+    _, _one_blobs = world.image(first, "v1", [shared, b"one's own"], seed="one")
     _, two_blobs = world.image(second, "v1", [shared, b"two's own"], seed="two")
     world.services.manifests.delete(first, "v1")
     world.pass_windows()
@@ -297,7 +297,7 @@ def test_replicated_blobs_go_from_every_location(world: World) -> None:
 
     repo = world.repository("acme/app")
     empty = baseline(world)
-    _, blobs = world.image(repo, "v1", [b"replicated layer"])
+    _, _blobs = world.image(repo, "v1", [b"replicated layer"])
     ReplicationService(world.model, world.locations).run_once()
     assert all(len(keys) == 2 for keys in world.stored().values())
     world.services.manifests.delete(repo, "v1")
