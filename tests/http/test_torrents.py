@@ -443,3 +443,19 @@ def test_a_public_repository_s_torrent_is_anyone_s_until_it_is_private(
     assert client.get(seed, headers={"Range": "bytes=0-9"}).content == data[:10]
     app.accounts.set_visibility("alice/open", Visibility.PRIVATE)
     assert "may not pull" in refusal(client.get(seed))
+
+
+def test_a_robot_s_web_seed_url_ends_with_the_robot(
+    secured: tuple[Application, TestClient],
+) -> None:
+    app, client = secured
+    data = blob_of(PIECE + 77, seed=12)
+    digest = push_whole(client, "alice/ci", data, ALICE)
+    robot, secret = app.accounts.create_robot("alice", "builder")
+    app.accounts.grant("alice/ci", SubjectKind.ROBOT, robot.name, Role.READ)
+    seed = seed_path(torrent_of(client, "alice/ci", digest, basic(robot.name, secret)))
+    assert dict(parse_qsl(seed.split("?", 1)[1]))["user"] == "alice+builder"
+    assert client.get(seed).content == data
+    refusal(client.get(with_query(seed, user="alice")))  # its owner's name is not what was signed
+    app.accounts.delete_robot(robot.name)
+    assert "gone" in refusal(client.get(seed))
