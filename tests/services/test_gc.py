@@ -329,3 +329,30 @@ def test_a_pulled_manifest_of_a_deleted_tag_is_gone_after_gc(world: World) -> No
     world.gc()
     with pytest.raises(ManifestNotFoundError):
         world.services.manifests.get(repo, manifest, ("*/*",))
+
+
+def test_derived_images_and_torrent_info_go_with_what_they_came_from(world: World) -> None:
+    from moorage.storage import keys
+
+    repo = world.repository("acme/app")
+    empty = baseline(world)
+    digest, blobs = world.image(repo, "v1", [b"a layer to squash"])
+    manifest = world.model.lookup_manifest_by_digest(repo, digest)
+    assert manifest is not None
+    derived = world.model.lookup_or_create_derived_image(manifest, "squash", "local")
+    assert derived is not None, "the image has a V1 chain to derive from"
+    world.locations.drivers["local"].put(keys.derived_key(derived.blob.uuid), [b"squashed"])
+    world.model.set_derived_image_size(derived, 8)
+    world.model.set_derived_image_signature(derived, "gpg2", "signed")
+    layer = world.model.lookup_blob(blobs[1])
+    assert layer is not None
+    world.model.set_torrent_info(layer, 16384, b"\x00" * 20)
+    world.pass_windows()
+    assert world.gc().blobs == 0  # the image is tagged: its derived image stays too
+    assert world.model.lookup_derived_image(manifest, "squash") is not None
+    world.services.manifests.delete(repo, "v1")
+    world.pass_windows()
+    report = world.gc()
+    assert report.blobs == 3  # config, layer, the squashed object
+    assert world.counts() == empty  # derived rows, signature, torrent info: all gone
+    assert world.stored() == {"local": set(), "remote": set()}
