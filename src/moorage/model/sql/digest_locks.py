@@ -23,8 +23,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from moorage.db.engine import Database, sqlite_file
 
@@ -58,8 +60,7 @@ class DigestLocks:
                 yield
             return
         params = {"class_id": DIGEST_LOCK_CLASS, "object_id": _hash(digest)}
-        with self._lock_engine().connect() as conn:
-            conn.execute(_SHARED, params)
+        with self._connection(_SHARED, params) as conn:
             try:
                 yield
             finally:
@@ -74,8 +75,8 @@ class DigestLocks:
                 yield held
             return
         params = {"class_id": DIGEST_LOCK_CLASS, "object_id": _hash(digest)}
-        with self._lock_engine().connect() as conn:
-            held = bool(conn.execute(_TRY_EXCLUSIVE, params).scalar())
+        with self._connection(_TRY_EXCLUSIVE, params) as conn:
+            held = bool(conn.info.pop("gc_lock_result"))
             try:
                 yield held
             finally:
@@ -83,6 +84,23 @@ class DigestLocks:
                     conn.execute(_EXCLUSIVE_UNLOCK, params)
 
     # -- backends ------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self, statement: Any, params: dict[str, int]) -> Iterator[Connection]:
+        """A lock connection with ``statement`` run on it (its result in ``info``). No
+        pre-ping (a round trip on every push): a connection the server dropped fails the
+        statement, and it is run once more on a fresh one."""
+        for attempt in (1, 2):
+            try:
+                conn = self._lock_engine().connect()
+                conn.info["gc_lock_result"] = conn.execute(statement, params).scalar()
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                continue
+            break
+        with conn:
+            yield conn
 
     def _lock_engine(self) -> Engine:
         with self._mutex:
@@ -94,7 +112,7 @@ class DigestLocks:
                     isolation_level="AUTOCOMMIT",
                     pool_size=4,
                     max_overflow=256,
-                    pool_pre_ping=True,
+                    pool_reset_on_return=None,  # autocommit: nothing to roll back (a round trip)
                 )
             return self._engine
 
