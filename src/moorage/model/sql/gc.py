@@ -37,8 +37,9 @@ _MARKED = RepositoryState.MARKED_FOR_DELETION.value
 _NO_GONE = GcGone()
 
 
-def _moment(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+def _ids(conn: Connection, query: Any) -> tuple[int, ...]:
+    """The one column of ``query``'s rows, as ids."""
+    return tuple(int(value) for value in conn.execute(query).scalars())
 
 
 def _ms(moment: datetime) -> int:
@@ -251,19 +252,12 @@ class GcMixin(SqlModelBase):
                 .order_by(t.uploaded_blob.c.id)
                 .limit(bound)
             ).all()
-            manifests = tuple(
-                int(v)
-                for v in conn.execute(
-                    select(t.manifest.c.id).where(t.manifest.c.repository_id == repository_id)
-                ).scalars()
+            manifests = _ids(
+                conn, select(t.manifest.c.id).where(t.manifest.c.repository_id == repository_id)
             )
-            images = tuple(
-                int(v)
-                for v in conn.execute(
-                    select(t.legacy_image.c.id).where(
-                        t.legacy_image.c.repository_id == repository_id
-                    )
-                ).scalars()
+            images = _ids(
+                conn,
+                select(t.legacy_image.c.id).where(t.legacy_image.c.repository_id == repository_id),
             )
             uploads: tuple[BlobUpload, ...] = tuple(
                 upload_record(row)
@@ -397,39 +391,31 @@ class GcMixin(SqlModelBase):
                     else:
                         self._dequeue(conn, MANIFEST, manifest_id)
                 return GcFreed()
-            blobs = tuple(
-                int(v)
-                for v in conn.execute(
-                    select(t.manifest_blob.c.blob_id).where(
-                        t.manifest_blob.c.manifest_id == manifest_id
-                    )
-                ).scalars()
+            blobs = _ids(
+                conn,
+                select(t.manifest_blob.c.blob_id).where(
+                    t.manifest_blob.c.manifest_id == manifest_id
+                ),
             )
-            children = tuple(
-                int(v)
-                for v in conn.execute(
-                    select(t.manifest_child.c.child_manifest_id).where(
-                        t.manifest_child.c.manifest_id == manifest_id
-                    )
-                ).scalars()
+            children = _ids(
+                conn,
+                select(t.manifest_child.c.child_manifest_id).where(
+                    t.manifest_child.c.manifest_id == manifest_id
+                ),
             )
-            referrers = tuple(
-                int(v)
-                for v in conn.execute(
-                    select(t.manifest.c.id).where(
-                        t.manifest.c.repository_id == repository_id,
-                        t.manifest.c.subject_digest == row.digest,
-                        t.manifest.c.id != manifest_id,
-                    )
-                ).scalars()
+            referrers = _ids(
+                conn,
+                select(t.manifest.c.id).where(
+                    t.manifest.c.repository_id == repository_id,
+                    t.manifest.c.subject_digest == row.digest,
+                    t.manifest.c.id != manifest_id,
+                ),
             )
-            images = tuple(
-                int(v)
-                for v in conn.execute(
-                    select(t.manifest_legacy_image.c.legacy_image_id).where(
-                        t.manifest_legacy_image.c.manifest_id == manifest_id
-                    )
-                ).scalars()
+            images = _ids(
+                conn,
+                select(t.manifest_legacy_image.c.legacy_image_id).where(
+                    t.manifest_legacy_image.c.manifest_id == manifest_id
+                ),
             )
             freed = GcFreed(
                 deleted=True,
@@ -440,14 +426,14 @@ class GcMixin(SqlModelBase):
             )
             if dry_run:
                 return freed
-            labels = [
-                int(v)
-                for v in conn.execute(
+            labels = list(
+                _ids(
+                    conn,
                     select(t.manifest_label.c.label_id).where(
                         t.manifest_label.c.manifest_id == manifest_id
-                    )
-                ).scalars()
-            ]
+                    ),
+                )
+            )
             if expired_tags:
                 conn.execute(delete(t.tag).where(t.tag.c.id.in_(expired_tags)))
             # Links, children, labels and the legacy image link go with it (ON DELETE CASCADE).
@@ -535,13 +521,11 @@ class GcMixin(SqlModelBase):
                 if not dry_run:
                     self._dequeue(conn, LEGACY_IMAGE, image_id)
                 return GcFreed()
-            derived = tuple(
-                int(v)
-                for v in conn.execute(
-                    select(t.derived_image.c.blob_id).where(
-                        t.derived_image.c.source_legacy_image_id == image_id
-                    )
-                ).scalars()
+            derived = _ids(
+                conn,
+                select(t.derived_image.c.blob_id).where(
+                    t.derived_image.c.source_legacy_image_id == image_id
+                ),
             )
             freed = GcFreed(
                 deleted=True,
