@@ -1,7 +1,7 @@
 """GC against concurrent pushes, and GC against GC, with real threads and real locks on
 SQLite and PostgreSQL: a layer pushed while GC collects its blob is never lost; two GCs at
 once delete each thing once and leave the baseline; random push/tag/delete/restore
-sequences then GC leave every live tag pulling every blob."""
+sequences then GC leave every live tag pulling every blob, and nothing once all is deleted."""
 
 from __future__ import annotations
 
@@ -196,6 +196,7 @@ OPS = st.lists(
                 "advance",
                 "gc",
                 "mount",
+                "index",
             ]
         ),
         st.integers(0, 3),
@@ -207,13 +208,14 @@ OPS = st.lists(
 
 
 @settings(
-    max_examples=20,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=OPS)
 def test_random_histories_then_gc_keep_every_live_tag_whole(world: World, ops: list[Any]) -> None:
     repos = [world.repository("acme/one"), world.repository("acme/two")]
+    start = world.counts()  # every example ends where it began (checked below)
     layers = [f"layer {n}".encode() for n in range(4)]
     pushed: dict[int, tuple[int, str]] = {}  # manifest number -> (repo index, digest)
     for op, a, b in ops:
@@ -243,6 +245,15 @@ def test_random_histories_then_gc_keep_every_live_tag_whole(world: World, ops: l
             manifest = world.model.lookup_manifest_by_digest(repos[index], digest, allow_dead=True)
             if manifest is not None:
                 world.model.retarget_tag(repos[index], f"tag{b}", manifest, is_reversion=True)
+        elif op == "index":
+            mine = [d for i, d in pushed.values() if i == 0]
+            children = [
+                d
+                for d in mine[-2:]
+                if world.model.lookup_manifest_by_digest(repos[0], d, allow_dead=True)
+            ]
+            if children:
+                world.index(repos[0], f"tag{b}", children)
         elif op == "advance":
             world.clock.advance([30, 700, 2000, 5000][a])
         elif op == "mount":
@@ -255,3 +266,11 @@ def test_random_histories_then_gc_keep_every_live_tag_whole(world: World, ops: l
     for repo in repos:
         for tag in world.model.list_repository_tags(repo):
             world.pull(repo, tag.name)
+    # Then everything deleted and past every window: nothing is left behind.
+    for repo in repos:
+        for tag in world.model.list_repository_tags(repo):
+            world.model.delete_tag(repo, tag.name)
+    world.pass_windows()
+    world.gc()
+    assert world.counts() == start
+    assert world.stored_blob_digests() == set()
