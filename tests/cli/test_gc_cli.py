@@ -33,10 +33,11 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _push_and_delete(config: Path, tag: str = "v1") -> list[str]:
+def _push_and_delete(config: Path, tag: str = "v1", seed: str = "") -> list[str]:
     """Pushes an image over HTTP, then deletes its tag: everything of it is garbage."""
     application = build(load_settings(config))
-    config_blob, layer = b'{"os": "linux"}', b"a layer for the collector" * 100
+    config_blob = json.dumps({"os": "linux", "seed": seed}).encode()
+    layer = f"a layer for the collector {seed}".encode() * 100
     with TestClient(application.asgi) as client:
         for data in (config_blob, layer):
             url = f"/v2/acme/app/blobs/uploads/?digest={_digest(data)}"
@@ -120,3 +121,38 @@ def test_gc_usage_errors_exit_2(tmp_path: Path) -> None:
     assert moorage("gc", "--output", "yaml").returncode == 2
     assert moorage("worker", "gc", "--interval", "0").returncode == 2
     assert moorage("gc", "--help").returncode == 0
+
+
+def test_two_gc_processes_at_once_on_postgresql_share_the_work(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    import subprocess
+    import sys
+
+    from support.cli import clean_env
+
+    config = _config(tmp_path)
+    settings = json.loads(config.read_text())
+    settings |= {"database_url": fresh_postgres_url, "auto_migrate": True}
+    config.write_text(json.dumps(settings))
+    pushed: set[str] = set()
+    for number in range(8):
+        pushed |= set(_push_and_delete(config, tag=f"t{number}", seed=str(number)))
+    assert _stored(tmp_path) == pushed
+    argv = [sys.executable, "-m", "moorage", "gc", "--output", "json", "--config", str(config)]
+    runs = [
+        subprocess.Popen(
+            argv, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sum(r["manifests"] for r in reports) == 8
+    final = moorage("gc", "--output", "json", "--config", str(config))  # what one skipped
+    assert final.returncode == 0, final.stderr
+    assert (
+        sum(r["blobs"] for r in reports) + json.loads(final.stdout.splitlines()[-1])["blobs"] == 16
+    )
+    assert _stored(tmp_path) == set()
