@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, literal, or_, select, update
 
 from moorage.db import tables as t
 from moorage.domain.records import BlobUpload, RepositoryState
@@ -82,6 +82,15 @@ class GcMixin(SqlModelBase):
         rows = [{"kind": kind, "target_id": i, "due_ms": due_ms} for i in dict.fromkeys(ids) if i]
         if rows:
             conn.execute(ignoring_conflict(conn, t.gc_candidate, ["kind", "target_id"]), rows)
+
+    def _enqueue_selected(self, conn: Connection, kind: str, ids: Any, due_ms: int) -> None:
+        """Every id ``ids`` (a one-column select) selects, in one statement."""
+        c = t.gc_candidate.c
+        selected = ids.subquery()
+        # The WHERE keeps SQLite from reading ON CONFLICT as a join constraint.
+        rows = select(literal(kind), selected.c.id, literal(due_ms)).where(selected.c.id > 0)
+        statement = ignoring_conflict(conn, t.gc_candidate, ["kind", "target_id"])
+        conn.execute(statement.from_select([c.kind, c.target_id, c.due_ms], rows))
 
     def _dequeue(self, conn: Connection, kind: str, target_id: int) -> None:
         conn.execute(
@@ -252,12 +261,14 @@ class GcMixin(SqlModelBase):
                 .order_by(t.uploaded_blob.c.id)
                 .limit(bound)
             ).all()
-            manifests = _ids(
-                conn, select(t.manifest.c.id).where(t.manifest.c.repository_id == repository_id)
-            )
-            images = _ids(
-                conn,
+            in_repository = (
+                select(t.manifest.c.id).where(t.manifest.c.repository_id == repository_id),
                 select(t.legacy_image.c.id).where(t.legacy_image.c.repository_id == repository_id),
+            )
+            # A dry run lists them (its candidates); a real step only needs to know whether
+            # any is left, and enqueues them all server-side below.
+            manifests, images = (
+                _ids(conn, query if dry_run else query.limit(1)) for query in in_repository
             )
             uploads: tuple[BlobUpload, ...] = tuple(
                 upload_record(row)
@@ -271,8 +282,8 @@ class GcMixin(SqlModelBase):
             freed = GcFreed(
                 deleted=bool(tags or links),
                 tags=len(tags),
-                manifests=manifests,
-                legacy_images=images,
+                manifests=manifests if dry_run else (),
+                legacy_images=images if dry_run else (),
                 blobs=tuple(int(link.blob_id) for link in links),
             )
             empty = not (tags or links or manifests or images or uploads)
@@ -284,8 +295,8 @@ class GcMixin(SqlModelBase):
                 conn.execute(
                     delete(t.uploaded_blob).where(t.uploaded_blob.c.id.in_([r.id for r in links]))
                 )
-            self._enqueue(conn, MANIFEST, manifests, now_ms)
-            self._enqueue(conn, LEGACY_IMAGE, images, now_ms)
+            for kind, query in zip((MANIFEST, LEGACY_IMAGE), in_repository, strict=True):
+                self._enqueue_selected(conn, kind, query, now_ms)
             self._enqueue(conn, BLOB, freed.blobs, now_ms)
             if empty:
                 # Only an empty repository row goes: a push that still slipped something in
