@@ -356,3 +356,41 @@ def test_derived_images_and_torrent_info_go_with_what_they_came_from(world: Worl
     assert report.blobs == 3  # config, layer, the squashed object
     assert world.counts() == empty  # derived rows, signature, torrent info: all gone
     assert world.stored() == {"local": set(), "remote": set()}
+
+
+def test_a_no_op_cycle_reads_no_large_table_whole(tmp_path: Path) -> None:
+    """Every statement of a cycle with nothing to collect is an index search on SQLite:
+    no SCAN of the tables that grow with content (bench/gc_noop.py measures the time)."""
+    import re
+
+    from sqlalchemy import event
+
+    drivers = {"local": create_driver("filesystem", root=tmp_path / "local")}
+    with open_world(f"sqlite:///{tmp_path}/plan.db", drivers) as world:
+        repo = world.repository("acme/app")
+        for number in range(3):
+            world.image(repo, f"v{number}", [f"layer {number}".encode()], seed=str(number))
+        world.services.manifests.delete(repo, "v0")  # a dead tag inside the window
+        world.clock.advance(LINK_S - 60)  # links alive: nothing is garbage
+        statements: list[tuple[str, object]] = []
+
+        def record(conn: object, cursor: object, sql: str, params: object, *_: object) -> None:
+            if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                statements.append((sql, params))
+
+        engine = world.model.database.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            report = world.gc()
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert (report.tags, report.manifests, report.blobs, report.links) == (0, 0, 0, 0)
+        assert statements
+        large = (
+            r"SCAN (blob|blob_placement|tag|manifest|manifest_blob|uploaded_blob|legacy_image)\b"
+        )
+        with engine.connect() as conn:
+            for sql, params in statements:
+                plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()  # type: ignore[arg-type]
+                details = " / ".join(str(row[-1]) for row in plan)
+                assert not re.search(large, details), f"{sql}\n  -> {details}"
