@@ -43,9 +43,9 @@ from moorage.services.verify import StorageVerifier
 from moorage.services.webseed import WebSeedSigner
 from moorage.storage import StorageDriver, StorageLocations, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
-from moorage.workers.replication import ReplicationJob
 from moorage.workers.gc import GcJob
 from moorage.workers.upload_cleanup import UploadCleanupJob
+from moorage.workers.replication import ReplicationJob
 from moorage.workers.verify import CHECKPOINT_FILE, VerifyJob
 
 log = get_logger(__name__)
@@ -65,20 +65,20 @@ class Application:
     metrics: Metrics
     asgi: ASGIApp
     verify: VerifyJob  # `moorage storage verify`
-    replication: ReplicationJob  # `moorage worker replicate`
     gc: GcJob  # `moorage gc`, `moorage worker gc`, the loop in `moorage serve`
     upload_cleanup: UploadCleanupJob  # `moorage worker clean-uploads`
+    replication: ReplicationJob  # `moorage worker replicate`
     accounts: AccountService  # the Authenticator; creates and changes accounts
     permissions: PermissionService  # the Authorizer
     auth: AuthServices  # the token service, login checks (throttled) and the realm
 
     def close(self) -> None:
-        self.database.close()
-
         self.gc.stop()
         self.model.close_digest_locks()
 
 @dataclass(frozen=True, slots=True)
+        self.database.close()
+
 class Accounts:
     """The accounts, and tags and labels, for the CLI's admin commands (no storage, no
     HTTP app)."""
@@ -273,8 +273,6 @@ def build_squash(
     )
 
 
-def open_engine(settings: Settings) -> Engine:
-    """An engine for the configured database; creates the SQLite file's directory if needed."""
 def build_gc(settings: Settings, model: SqlRegistryModel, locations: StorageLocations) -> GcJob:
     """The garbage collector with the configured grace windows (docs/gc.md)."""
     from moorage.model.interface.maintenance import GcWindows
@@ -292,6 +290,8 @@ def build_gc(settings: Settings, model: SqlRegistryModel, locations: StorageLoca
 
     database_file = sqlite_file(settings.database_url)
     if database_file is not None:
+def open_engine(settings: Settings) -> Engine:
+    """An engine for the configured database; creates the SQLite file's directory if needed."""
         Path(database_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return create_database_engine(settings.database_url)
 
@@ -449,7 +449,7 @@ def asgi_from_env() -> ASGIApp:
     settings = load_settings(Path(config_file) if config_file else None)
     tune_interpreter()
     application = build(settings)
-    if settings.gc.enabled:
+    if settings.gc.enabled and not settings.read_only:  # read-only: nothing changes, not even GC
         application.gc.start_background()
     asgi = application.asgi
     settle_heap()
