@@ -44,8 +44,8 @@ from moorage.services.webseed import WebSeedSigner
 from moorage.storage import StorageDriver, StorageLocations, create_driver
 from moorage.storage.health import check_local_root, prepare_local_root
 from moorage.workers.gc import GcJob
-from moorage.workers.upload_cleanup import UploadCleanupJob
 from moorage.workers.replication import ReplicationJob
+from moorage.workers.upload_cleanup import UploadCleanupJob
 from moorage.workers.verify import CHECKPOINT_FILE, VerifyJob
 
 log = get_logger(__name__)
@@ -66,8 +66,8 @@ class Application:
     asgi: ASGIApp
     verify: VerifyJob  # `moorage storage verify`
     gc: GcJob  # `moorage gc`, `moorage worker gc`, the loop in `moorage serve`
-    upload_cleanup: UploadCleanupJob  # `moorage worker clean-uploads`
     replication: ReplicationJob  # `moorage worker replicate`
+    upload_cleanup: UploadCleanupJob  # `moorage worker clean-uploads`
     accounts: AccountService  # the Authenticator; creates and changes accounts
     permissions: PermissionService  # the Authorizer
     auth: AuthServices  # the token service, login checks (throttled) and the realm
@@ -75,10 +75,10 @@ class Application:
     def close(self) -> None:
         self.gc.stop()
         self.model.close_digest_locks()
-
-@dataclass(frozen=True, slots=True)
         self.database.close()
 
+
+@dataclass(frozen=True, slots=True)
 class Accounts:
     """The accounts, and tags and labels, for the CLI's admin commands (no storage, no
     HTTP app)."""
@@ -288,10 +288,10 @@ def build_gc(settings: Settings, model: SqlRegistryModel, locations: StorageLoca
     return GcJob(GarbageCollector(model, locations, gc_settings), config.interval_s)
 
 
-    database_file = sqlite_file(settings.database_url)
-    if database_file is not None:
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database; creates the SQLite file's directory if needed."""
+    database_file = sqlite_file(settings.database_url)
+    if database_file is not None:
         Path(database_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return create_database_engine(settings.database_url)
 
@@ -418,24 +418,24 @@ def build(settings: Settings) -> Application:
         squash_wait_s=settings.derived_images.build_wait_s,
     )
     verify = VerifyJob(StorageVerifier(model, locations), settings.data_dir / CHECKPOINT_FILE)
+    gc_job = build_gc(settings, model, locations)
     log.info("application built", settings=settings.redacted())
     return Application(
         settings=settings,
         database=database,
         model=model,
-    gc_job = build_gc(settings, model, locations)
         locations=locations,
         registry=registry,
         admin=admin,
         metrics=metrics,
         asgi=create_http_app(context),
         verify=verify,
+        gc=gc_job,
         replication=ReplicationJob(model, locations),
         upload_cleanup=UploadCleanupJob(model, locations),
         accounts=accounts,
         permissions=permissions,
         auth=auth,
-        gc=gc_job,
     )
 
 
