@@ -118,7 +118,7 @@ class GcRepositoryStep:
     links: int
     candidates: GcFreed
     uploads: tuple[BlobUpload, ...]  # sessions to cancel in storage, then forget
-    removed: bool  # the repository row itself is gone (nothing was left in it)
+    removed: bool  # this step removed the repository row (nothing was left in it)
 
 
 class BlobDigestLocks(Protocol):

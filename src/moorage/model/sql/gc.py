@@ -242,12 +242,12 @@ class GcMixin(SqlModelBase):
         context = self.database.read() if dry_run else self.database.write()
         with context as conn:
             if not dry_run and not self.lock_repository(conn, repository_id):
-                return GcRepositoryStep(0, 0, GcFreed(), (), True)
+                return GcRepositoryStep(0, 0, GcFreed(), (), False)  # another GC removed it
             state = conn.execute(
                 select(t.repository.c.state).where(t.repository.c.id == repository_id)
             ).scalar()
             if state != _MARKED:
-                return GcRepositoryStep(0, 0, GcFreed(), (), state is None)
+                return GcRepositoryStep(0, 0, GcFreed(), (), False)
             bound = None if dry_run else limit  # a dry run changes nothing: it sees all at once
             tags = conn.execute(
                 select(t.tag.c.id, t.tag.c.manifest_id, t.tag.c.legacy_image_id)
