@@ -1,7 +1,7 @@
 """The GC soak of issue 14 at CI size (``bench/gc_soak.py`` runs the full size): two
 ``moorage serve`` processes on one PostgreSQL database and one SeaweedFS bucket, GC every
-second, six clients pushing, mounting, pulling, moving, deleting and restoring for about two
-minutes. No pull of live content may fail, every tagged image pulls back bit-identical, and
+second, six clients pushing, mounting, pulling, moving, deleting and restoring for 70 s.
+No pull of live content may fail, every tagged image pulls back bit-identical, and
 after everything is deleted the rows and objects return to their baseline (a dry run first
 changes nothing)."""
 
@@ -16,7 +16,7 @@ from bench.gc_soak import S3Target, SoakOptions, run_soak, summary_line
 
 from support.s3servers import S3Server, unique_prefix
 
-LOAD_S = float(os.environ.get("MOORAGE_TEST_GC_SOAK_S", "100"))
+LOAD_S = float(os.environ.get("MOORAGE_TEST_GC_SOAK_S", "70"))
 
 
 @pytest.mark.slow
