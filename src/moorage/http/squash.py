@@ -18,13 +18,11 @@ import time
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 
 from moorage.domain.records import RepositoryReference
 from moorage.http.context import get_context
-from moorage.http.errors import ErrorCode, error_response
-from moorage.http.inputs import parse_byte_range
-from moorage.http.v2.common import PATHSEND, LocalFileResponse, call, empty, on_repository
+from moorage.http.v2.common import call, empty, on_repository, stored_bytes_response
 from moorage.services.squash.service import (
     SquashContent,
     SquashingDisabledError,
@@ -98,29 +96,14 @@ async def get_squashed(request: Request) -> Response:
         "Accept-Ranges": "bytes",
         "ETag": f'"{content.derived.unique_id}"',
     }
-    wanted = parse_byte_range(request.headers.get("range"), content.size)
-    if wanted is False:
-        return error_response(
-            416,
-            ErrorCode.RANGE_INVALID,
-            f"the range is outside the tarball's {content.size} bytes",
-            headers={"Content-Range": f"bytes */{content.size}"},
-        )
-    status, start, length = 200, 0, content.size
-    if isinstance(wanted, tuple):
-        start, end = wanted
-        status, length = 206, end - start + 1
-        headers["Content-Range"] = f"bytes {start}-{end}/{content.size}"
-    headers["Content-Length"] = str(length)
-    if request.method == "HEAD":
-        return Response(b"", status_code=status, headers=headers)
-    if (
-        status == 200
-        and content.local_file is not None
-        and PATHSEND in request.scope.get("extensions", {})
-    ):
-        return LocalFileResponse(content.local_file, headers)
-    return StreamingResponse(content.chunks(start, length), status_code=status, headers=headers)
+    return stored_bytes_response(
+        request,
+        headers,
+        size=content.size,
+        noun="tarball",
+        chunks=content.chunks,
+        local_file=content.local_file,
+    )
 
 
 async def get_signature(request: Request) -> Response:

@@ -12,13 +12,15 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from moorage.domain.errors import OperationUnsupportedError, RequestBodyError
 from moorage.domain.records import RepositoryReference
 from moorage.http.access import Access, caller_of, route_access
 from moorage.http.context import get_context
+from moorage.http.errors import ErrorCode, error_response
+from moorage.http.inputs import parse_byte_range
 from moorage.services.reads import is_pure_read
 from moorage.services.registry import RegistryServices
 from moorage.services.repositories import Resolution
@@ -233,3 +235,40 @@ class LocalFileResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await send({"type": PATHSEND, "path": str(self.path)})
+
+
+def stored_bytes_response(
+    request: Request,
+    headers: dict[str, str],
+    *,
+    size: int,
+    noun: str,
+    chunks: Callable[[int, int], Iterator[bytes]],
+    local_file: Path | None,
+    redirect: Callable[[], Response] | None = None,
+) -> Response:
+    """A GET or HEAD of ``size`` stored bytes, whole or the one range asked: 416 (naming
+    ``noun``) for a range outside them, 206 for a range. A whole body is ``redirect()``
+    when given, else sent by the server from ``local_file`` (pathsend), else streamed.
+    ``headers`` gains Content-Length (and Content-Range)."""
+    wanted = parse_byte_range(request.headers.get("range"), size)
+    if wanted is False:
+        return error_response(
+            416,
+            ErrorCode.RANGE_INVALID,
+            f"the range is outside the {noun}'s {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    status, start, length = 200, 0, size
+    if isinstance(wanted, tuple):
+        start, end = wanted
+        status, length = 206, end - start + 1
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(b"", status_code=status, headers=headers)
+    if status == 200 and redirect is not None:
+        return redirect()
+    if status == 200 and local_file is not None and PATHSEND in request.scope.get("extensions", {}):
+        return LocalFileResponse(local_file, headers)
+    return StreamingResponse(chunks(start, length), status_code=status, headers=headers)
