@@ -5,31 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 from tests.http.v2.test_access_seam import CONFIG, PASSWORDS, basic, digest_of, push_image
+from tests.support.apps import DATABASES, build_on
 
-from moorage.app import Application, build
-from moorage.config import load_settings
-from moorage.db.migrate import upgrade
+from moorage.app import Application
 from moorage.domain.access import Role
 from moorage.domain.accounts import SubjectKind
 from moorage.domain.records import Visibility
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def secured(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Application]:
     monkeypatch.setenv("MOORAGE_AUTH__ENABLED", "true")
-    overrides: dict[str, Any] = {"data_dir": tmp_path / "data"}
-    if request.param == "postgres":
-        url = request.getfixturevalue("fresh_postgres_url")
-        upgrade(url)
-        overrides["database_url"] = url
-    app = build(load_settings(**overrides))
+    app = build_on(request, tmp_path / "data")
     for name, password in PASSWORDS.items():
         app.accounts.create_user(name, password)
     try:

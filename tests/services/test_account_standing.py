@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.support.apps import DATABASES, build_on
 
-from moorage.app import Application, build
-from moorage.config import load_settings
-from moorage.db.migrate import upgrade
+from moorage.app import Application
 from moorage.domain.access import Principal, PrincipalKind
 from moorage.services.account_standing import AccountStanding
 
@@ -25,17 +23,12 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def application(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Application]:
     monkeypatch.setenv("MOORAGE_AUTH__ENABLED", "true")
-    overrides: dict[str, Any] = {"data_dir": tmp_path / "data"}
-    if request.param == "postgres":
-        url = request.getfixturevalue("fresh_postgres_url")
-        upgrade(url)
-        overrides["database_url"] = url
-    built = build(load_settings(**overrides))
+    built = build_on(request, tmp_path / "data")
     yield built
     built.close()
 
