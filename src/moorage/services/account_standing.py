@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from moorage.domain.access import Principal
 from moorage.services.auth_contracts import PrincipalDirectory
+from moorage.services.expiring import ExpiringEntries
 
 
 class AccountStanding:
@@ -30,29 +31,20 @@ class AccountStanding:
     ) -> None:
         self.directory = directory
         self.ttl_s = ttl_s
-        self._size = size
         self._clock = clock
-        self._checked: dict[Principal, tuple[float, Principal]] = {}
+        self._checked: ExpiringEntries[Principal, Principal] = ExpiringEntries(size)
 
     def recent(self, principal: Principal) -> Principal | None:
         """The account as it stood at a check within ``ttl_s``, or None: call ``check``.
         A lookup and a clock read: safe on the event loop."""
         if principal.is_anonymous:
             return principal
-        entry = self._checked.get(principal)
-        if entry is None:
-            return None
-        if self._clock() >= entry[0]:
-            self._checked.pop(principal, None)
-            return None
-        return entry[1]
+        return self._checked.get(principal, self._clock())
 
     def check(self, principal: Principal) -> Principal | None:
         """The account as it stands now (reads the database), or None when it was disabled
         or deleted: its token or remembered login then counts for nothing."""
         current = self.directory.current(principal)
-        if current is not None and self.ttl_s > 0 and self._size > 0:
-            while len(self._checked) >= self._size:
-                self._checked.pop(next(iter(self._checked)), None)
-            self._checked[principal] = (self._clock() + self.ttl_s, current)
+        if current is not None and self.ttl_s > 0:
+            self._checked.put(principal, self._clock() + self.ttl_s, current)
         return current

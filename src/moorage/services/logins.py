@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import math
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from moorage.domain.errors import ConfigError, TooManyRequestsError
 from moorage.observability import get_logger
 from moorage.services.account_standing import AccountStanding
 from moorage.services.auth_contracts import Authenticator
+from moorage.services.expiring import ExpiringEntries
 from moorage.services.tokens import InvalidTokenError, TokenService
 
 log = get_logger(__name__)
@@ -90,26 +90,19 @@ class _SuccessCache:
 
     def __init__(self, ttl_s: float, size: int = 4096) -> None:
         self._ttl_s = ttl_s
-        self._size = size
         self._key = secrets.token_bytes(32)
-        self._entries: dict[bytes, tuple[float, Principal]] = {}
-        self._lock = threading.Lock()
+        self._entries: ExpiringEntries[bytes, Principal] = ExpiringEntries(size)
 
     def key(self, username: str, secret: str) -> bytes:
         data = f"{len(username)}:{username}:{secret}".encode("utf-8", "surrogatepass")
         return hmac.new(self._key, data, hashlib.sha256).digest()
 
     def get(self, key: bytes, now: float) -> Principal | None:
-        entry = self._entries.get(key)
-        return entry[1] if entry is not None and now < entry[0] else None
+        return self._entries.get(key, now)
 
     def put(self, key: bytes, now: float, principal: Principal) -> None:
-        if self._ttl_s <= 0:
-            return
-        with self._lock:
-            while len(self._entries) >= self._size:
-                self._entries.pop(next(iter(self._entries)), None)
-            self._entries[key] = (now + self._ttl_s, principal)
+        if self._ttl_s > 0:
+            self._entries.put(key, now + self._ttl_s, principal)
 
 
 class LoginService:

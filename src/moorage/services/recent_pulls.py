@@ -20,44 +20,35 @@ import time
 from collections.abc import Callable
 
 from moorage.domain.access import REPOSITORY, Action, Principal
+from moorage.services.expiring import ExpiringEntries
 
 _Key = tuple[Principal, str]
 
 
 class RecentPulls:
     """Who may pull which repository, as answered in the last ``ttl_s`` seconds; at most
-    ``size`` answers (the oldest goes first). ``ttl_s`` 0 remembers nothing. Used from the
-    event loop only (no lock: nothing awaits between a read and a write)."""
+    ``size`` answers (the oldest goes first). ``ttl_s`` 0 remembers nothing."""
 
     def __init__(
         self, ttl_s: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.ttl_s = ttl_s
-        self._size = size
         self._clock = clock
-        self._until: dict[_Key, float] = {}
+        self._allowed: ExpiringEntries[_Key, bool] = ExpiringEntries(size)
 
     def allowed(self, principal: Principal, scope_type: str, name: str, action: str) -> bool:
         """True if ``principal`` was allowed to pull repository ``name`` within ``ttl_s``
         and ``action`` is pull; False means: ask the authorizer."""
         if action != Action.PULL.value or scope_type != REPOSITORY:
             return False
-        until = self._until.get((principal, name))
-        if until is None:
-            return False
-        if self._clock() >= until:
-            self._until.pop((principal, name), None)
-            return False
-        return True
+        return self._allowed.get((principal, name), self._clock()) is not None
 
     def remember(
         self, principal: Principal, scope_type: str, name: str, permitted: frozenset[str]
     ) -> None:
         """Record the authorizer's answer (only a pull that it allowed is kept)."""
-        if self.ttl_s <= 0 or self._size <= 0 or scope_type != REPOSITORY:
+        if self.ttl_s <= 0 or scope_type != REPOSITORY:
             return
         if Action.PULL.value not in permitted and Action.ALL.value not in permitted:
             return
-        while len(self._until) >= self._size:
-            self._until.pop(next(iter(self._until)), None)
-        self._until[principal, name] = self._clock() + self.ttl_s
+        self._allowed.put((principal, name), self._clock() + self.ttl_s, True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from moorage.domain.errors import ConfigError, MoorageError
 from moorage.domain.manifests.jws import libtrust_key_id
 from moorage.model.sql.token_store import RefreshTokenRecord
 from moorage.services.auth_contracts import Authorizer, PrincipalDirectory
+from moorage.services.expiring import ExpiringEntries
 
 SIGNING_KEY_SECRET = "token-signing-key"  # noqa: S105 - registry_secret row of the generated key
 REFRESH_HMAC_SECRET = "refresh-token-hmac-key"  # noqa: S105 (a row name)
@@ -255,34 +255,6 @@ class IssuedToken:
     refresh_token: str | None = None
 
 
-class _VerifiedCache:
-    """Verified grants by SHA-256 of the token, each until its token expires; bounded (the
-    oldest entry goes first). Holds no token: only its hash."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: dict[bytes, tuple[float, Grant]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes, now: float) -> Grant | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if now >= entry[0]:
-            with self._lock:
-                self._entries.pop(key, None)
-            return None
-        return entry[1]
-
-    def put(self, key: bytes, until: float, grant: Grant) -> None:
-        if self._size <= 0:
-            return
-        with self._lock:
-            while len(self._entries) >= self._size:
-                self._entries.pop(next(iter(self._entries)), None)
-            self._entries[key] = (until, grant)
-
-
 _JWT_ERRORS: tuple[tuple[str, TokenRefusal], ...] = (
     ("InvalidAudienceError", TokenRefusal.AUDIENCE),
     ("InvalidIssuerError", TokenRefusal.ISSUER),
@@ -316,7 +288,8 @@ class TokenService:
         self.store = store
         self.directory = directory
         self.clock = clock
-        self._cache = _VerifiedCache(settings.cache_size)
+        # Verified grants by SHA-256 of the token, each until its token expires: no token kept.
+        self._cache: ExpiringEntries[bytes, Grant] = ExpiringEntries(settings.cache_size)
         self._refresh_key: bytes | None = None
 
     @property
