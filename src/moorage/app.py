@@ -36,6 +36,7 @@ from moorage.services.registry import AdminServices, RegistryServices, build_ser
 from moorage.services.repositories import RepositoryResolver
 from moorage.services.repository_admin import RepositoryAdmin
 from moorage.services.squash.service import SquashService
+from moorage.services.storage_usage import StorageUsage
 from moorage.services.tag_admin import TagAdmin
 from moorage.services.torrents import TorrentService, TorrentSettings
 from moorage.services.uploads import UploadSettings
@@ -68,6 +69,7 @@ class Application:
     gc: GcJob  # `moorage gc`, `moorage worker gc`, the loop in `moorage serve`
     replication: ReplicationJob  # `moorage worker replicate`
     upload_cleanup: UploadCleanupJob  # `moorage worker clean-uploads`
+    storage_usage: StorageUsage  # `moorage storage usage`, GET /healthz/storage
     accounts: AccountService  # the Authenticator; creates and changes accounts
     permissions: PermissionService  # the Authorizer
     auth: AuthServices  # the token service, login checks (throttled) and the realm
@@ -400,6 +402,8 @@ def build(settings: Settings) -> Application:
         tags=TagAdmin(model),
         accounts=accounts,
     )
+    gc_job = build_gc(settings, model, locations)
+    storage_usage = StorageUsage(model, locations, gc_job)
     context = HttpContext(
         metrics=metrics,
         health_checks=(HealthCheck("database", database.ping), *storage_checks),
@@ -416,9 +420,9 @@ def build(settings: Settings) -> Application:
         squash=build_squash(settings, model, registry) if settings.derived_images.enabled else None,
         squash_threads=ThreadPool(settings.derived_images.build_threads),
         squash_wait_s=settings.derived_images.build_wait_s,
+        storage_usage=storage_usage,
     )
     verify = VerifyJob(StorageVerifier(model, locations), settings.data_dir / CHECKPOINT_FILE)
-    gc_job = build_gc(settings, model, locations)
     log.info("application built", settings=settings.redacted())
     return Application(
         settings=settings,
@@ -433,6 +437,7 @@ def build(settings: Settings) -> Application:
         gc=gc_job,
         replication=ReplicationJob(model, locations),
         upload_cleanup=UploadCleanupJob(model, locations),
+        storage_usage=storage_usage,
         accounts=accounts,
         permissions=permissions,
         auth=auth,

@@ -126,6 +126,51 @@ def verify(
         raise typer.Exit(EXIT_CORRUPT)
 
 
+@app.command()
+def usage(
+    config: ConfigOption = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help="Report format.")] = Output.TEXT,
+    no_gc: Annotated[
+        bool,
+        typer.Option("--no-gc", help="Skip what the next GC would free (its dry run reads more)."),
+    ] = False,
+) -> None:
+    """Per storage location: blobs and bytes recorded there, upload sessions open and what
+    they received, and what the next garbage collection would free.
+
+    Exit status: 0 reported; 2 bad usage or configuration, or the database is unreachable.
+    """
+    with _unusable_as_exit_2():
+        from moorage.app import build
+        from moorage.config import load_settings
+
+        application = build(load_settings(config))
+    try:
+        with _unusable_as_exit_2():
+            report = application.storage_usage.report(include_gc=not no_gc)
+    finally:
+        application.close()
+    if output is Output.JSON:
+        typer.echo(json.dumps(report.as_document()))
+        return
+    for row in report.locations:
+        line = (
+            f"{row.location}: {row.blobs} blobs, {row.bytes} bytes; "
+            f"{row.uploads} uploads open, {row.upload_bytes} bytes"
+        )
+        if row.gc_blobs is not None:
+            line += f"; next GC frees {row.gc_blobs} blobs, {row.gc_bytes} bytes"
+        typer.echo(line)
+    if report.next_gc is not None:
+        gc = report.next_gc
+        typer.echo(
+            f"next GC: {gc.tags} tags, {gc.manifests} manifests, {gc.blobs} blobs, "
+            f"{gc.bytes} bytes, {gc.uploads} expired uploads"
+        )
+    elif not no_gc:
+        typer.echo("next GC: not available (no garbage collector in this build)")
+
+
 @contextmanager
 def _unusable_as_exit_2() -> Iterator[None]:
     """Configuration, database or storage trouble: one line and exit 2 (1 means corrupt)."""

@@ -18,6 +18,7 @@ from moorage.services.registry import AdminServices, RegistryServices
 
 if TYPE_CHECKING:
     from moorage.services.squash.service import SquashService
+    from moorage.services.storage_usage import StorageUsage
 
 
 class ThreadPool:
@@ -62,6 +63,8 @@ class HttpContext:
     squash: SquashService | None = None
     squash_threads: ThreadPool = field(default_factory=lambda: ThreadPool(2))
     squash_wait_s: float = 60.0
+    # Storage accounting for GET /healthz/storage (None: the route answers 404).
+    storage_usage: StorageUsage | None = None
 
 
 def get_context(request: Request) -> HttpContext:

@@ -52,6 +52,9 @@ ROUTES: tuple[RouteSpec, ...] = (
     # Some clients ping without the trailing slash; answer rather than redirect.
     RouteSpec("GET", "/v2", base.api_check, Access.LOGIN, "v2.base.no_slash"),
     RouteSpec("GET", "/healthz", system.healthz, Access.NONE, "healthz"),
+    RouteSpec(
+        "GET", "/healthz/storage", system.storage_usage, Access.API_SUPERUSER, "healthz.storage"
+    ),
     RouteSpec("GET", "/metrics", system.metrics, Access.NONE, "metrics"),
     # The token endpoint (the challenges' realm); it checks credentials itself.
     RouteSpec("GET", "/v2/auth", token.token_get, Access.NONE, "auth.token"),

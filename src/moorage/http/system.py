@@ -1,4 +1,4 @@
-"""Operational endpoints: ``/healthz`` and ``/metrics``."""
+"""Operational endpoints: ``/healthz``, ``/healthz/storage`` and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from moorage.domain.errors import NotFoundError
 from moorage.http.context import get_context
 from moorage.http.health import run_checks
 
@@ -27,6 +28,18 @@ async def healthz(request: Request) -> Response:
         "components": components,
     }
     return JSONResponse(body, status_code=503 if failing else 200)
+
+
+def storage_usage(request: Request) -> Response:
+    """Per location, the blobs and bytes recorded there and the upload sessions open; with
+    ``?gc=true``, what the next GC would free (a dry run: it reads every candidate). For
+    superusers; a plain function, so its queries run in a worker thread. Not part of
+    ``/healthz``, which probes poll: that one stays a cheap liveness check."""
+    usage = get_context(request).storage_usage
+    if usage is None:
+        raise NotFoundError("storage accounting is not available")
+    include_gc = request.query_params.get("gc", "false").lower() in ("1", "true", "yes")
+    return JSONResponse(usage.report(include_gc=include_gc).as_document())
 
 
 def metrics(request: Request) -> Response:

@@ -45,6 +45,15 @@ class Maintenance(Protocol):
         after ``after_digest`` (every one when None)."""
         ...
 
+    def placed_totals_by_location(self) -> dict[str, tuple[int, int]]:
+        """``{location: (blobs, bytes)}`` of every blob placement, derived objects included
+        (``storage usage``); a location holding nothing is absent."""
+        ...
+
+    def open_upload_totals_by_location(self) -> dict[str, tuple[int, int]]:
+        """``{location: (sessions, bytes received so far)}`` of the open upload sessions."""
+        ...
+
     def list_stale_blob_uploads(
         self, created_before: datetime, limit: int = 100
     ) -> list[BlobUpload]:

@@ -76,6 +76,44 @@ class MaintenanceMixin(SqlModelBase):
             count, size = conn.execute(query).one()
             return int(count), int(size)
 
+    def placed_totals_by_location(self) -> dict[str, tuple[int, int]]:
+        """``{location: (blobs, bytes)}`` of every placement (derived objects too), in one
+        grouped query; a location with no placement is absent."""
+        query = (
+            select(
+                t.storage_location.c.name,
+                func.count(),
+                func.coalesce(func.sum(t.blob.c.compressed_size), 0),
+            )
+            .select_from(t.blob_placement)
+            .join(t.blob, t.blob.c.id == t.blob_placement.c.blob_id)
+            .join(
+                t.storage_location,
+                t.storage_location.c.id == t.blob_placement.c.storage_location_id,
+            )
+            .group_by(t.storage_location.c.name)
+        )
+        with self.database.read() as conn:
+            return {str(name): (int(n), int(size)) for name, n, size in conn.execute(query)}
+
+    def open_upload_totals_by_location(self) -> dict[str, tuple[int, int]]:
+        """``{location: (sessions, bytes received)}`` of the upload sessions open now."""
+        query = (
+            select(
+                t.storage_location.c.name,
+                func.count(),
+                func.coalesce(func.sum(t.blob_upload.c.byte_count), 0),
+            )
+            .select_from(t.blob_upload)
+            .join(
+                t.storage_location,
+                t.storage_location.c.id == t.blob_upload.c.storage_location_id,
+            )
+            .group_by(t.storage_location.c.name)
+        )
+        with self.database.read() as conn:
+            return {str(name): (int(n), int(size)) for name, n, size in conn.execute(query)}
+
     def list_stale_blob_uploads(
         self, created_before: datetime, limit: int = 100
     ) -> list[BlobUpload]:
