@@ -8,6 +8,7 @@ every problem is reported in one ``ConfigError`` that names each offending key.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
@@ -64,6 +65,11 @@ class NestedKeyError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers' cpusets narrow)."""
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 def _check_endpoint_url(url: str) -> None:
@@ -491,7 +497,24 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = Field(
         default=None, description="run migrations at start; default: only on SQLite"
     )
-    workers: int = Field(default=1, ge=1, le=256)
+    workers: int | Literal["auto"] = Field(
+        default="auto",
+        description="HTTP worker processes; auto: one per usable CPU (1 with memory storage)",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _worker_count(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            count = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            raise ValueError(f"a number from 1 to 256, or auto, not {value!r:.40}") from None
+        if not 1 <= count <= 256:
+            raise ValueError(f"a number from 1 to 256, or auto, not {count}")
+        return count
+
     reuse_port: bool = Field(
         default=False,
         description="share the port with other servers that set it too (SO_REUSEPORT)",
@@ -606,12 +629,19 @@ class Settings(BaseSettings):
                 f"an open registry (no auth) listens on loopback only, not on {self.host}",
             )
         memory = [name for name, loc in self.storage.locations.items() if loc.driver == "memory"]
-        if memory and self.workers > 1:
+        if self.workers == "auto":
+            object.__setattr__(self, "workers", 1 if memory else usable_cpus())
+        if memory and self.worker_count > 1:
             raise NestedKeyError(
                 f"storage.locations.{memory[0]}.driver",
                 f"memory keeps blobs inside one process: not with workers: {self.workers}",
             )
         return self
+
+    @property
+    def worker_count(self) -> int:
+        """``workers`` as resolved at validation (``auto`` is never left unresolved)."""
+        return self.workers if isinstance(self.workers, int) else usable_cpus()
 
     @property
     def is_embedded_database(self) -> bool:

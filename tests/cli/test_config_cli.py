@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,29 @@ def test_defaults_derive_from_data_dir(tmp_path: Path) -> None:
     shown = json.loads(result.stdout)
     assert shown["database_url"] == f"sqlite:///{tmp_path}/moorage.db"
     assert shown["storage"]["root"] == f"{tmp_path}/storage"
-    assert (shown["host"], shown["port"], shown["workers"]) == ("127.0.0.1", 5000, 1)
+    assert (shown["host"], shown["port"]) == ("127.0.0.1", 5000)
+    assert shown["workers"] == len(os.sched_getaffinity(0))  # one per usable CPU
+
+
+def test_worker_count_is_a_number_or_auto() -> None:
+    memory = {
+        "MOORAGE_STORAGE__LOCATIONS": '{"m": {"driver": "memory"}}',
+        "MOORAGE_STORAGE__DEFAULT_LOCATION": "m",
+    }
+    shown = json.loads(moorage("config", "show", "-o", "json", env=memory).stdout)
+    assert shown["workers"] == 1  # memory storage lives in one process
+    refused = moorage("config", "show", env={**memory, "MOORAGE_WORKERS": "2"})
+    assert refused.returncode == 1 and "memory keeps blobs inside one process" in refused.stderr
+    for value in ("0", "257", "many", "1.5"):
+        result = moorage("config", "show", env={"MOORAGE_WORKERS": value})
+        assert result.returncode == 1  # a configuration error, as every other one
+        assert "workers: a number from 1 to 256, or auto" in result.stderr
+    assert (
+        json.loads(moorage("config", "show", "-o", "json", env={"MOORAGE_WORKERS": "3"}).stdout)[
+            "workers"
+        ]
+        == 3
+    )
 
 
 @pytest.mark.parametrize("output", ["json", "text"])

@@ -115,7 +115,7 @@ def _supervisor_spec(settings: Settings, listener: socket.socket) -> dict[str, o
         "port": settings.port,
         "fd": listener.fileno(),
         "backlog": LISTEN_BACKLOG,
-        "workers": settings.workers,
+        "workers": settings.worker_count,
         "shutdown_timeout_s": settings.shutdown_timeout_s,
         "log_level": settings.log_level,
         "log_format": settings.log_format,
