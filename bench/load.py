@@ -79,10 +79,13 @@ def parse_wrk(output: str) -> LoadResult:
     return LoadResult(float(rate.group(1)), latencies["50"], latencies["99"], errors)
 
 
-def run_wrk(url: str, script: Path, connections: int, seconds: int) -> LoadResult:
+def run_wrk(
+    url: str, script: Path, connections: int, seconds: int, authorization: str | None = None
+) -> LoadResult:
     threads = min(2, connections)
     argv = [
         "wrk",
+        *(["-H", f"Authorization: {authorization}"] if authorization else []),
         "--latency",
         "-t",
         str(threads),
@@ -102,13 +105,16 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> LoadResul
     return parse_wrk(done.stdout)
 
 
-def run_hey_head(url: str, connections: int, seconds: int) -> LoadResult:
+def run_hey_head(
+    url: str, connections: int, seconds: int, authorization: str | None = None
+) -> LoadResult:
     """HEAD load with hey; percentiles computed from its per-request CSV (full precision).
     ``-cpus 1`` (GOMAXPROCS=1): spread over both cores of a 2-core machine, hey took CPU from
     whichever server it loaded; on one, both servers answered more HEADs (reference c16 +17 %,
     Moorage +12-28 %, alternating runs)."""
     argv = [
         "hey",
+        *(["-H", f"Authorization: {authorization}"] if authorization else []),
         "-cpus",
         "1",
         "-z",
@@ -143,7 +149,7 @@ def parse_hey_csv(output: str, seconds: int) -> LoadResult:
     return LoadResult(len(rows) / max(elapsed, seconds), percentile(0.5), percentile(0.99), errors)
 
 
-def _script(directory: Path, method: str) -> Path:
+def wrk_script(directory: Path, method: str) -> Path:
     path = directory / f"wrk-{method.lower()}.lua"
     path.write_text(f'wrk.method = "{method}"\nwrk.headers["Accept"] = "{ACCEPT}"\n')
     return path
@@ -152,7 +158,7 @@ def _script(directory: Path, method: str) -> Path:
 def latency(servers: list[Server], plan: Plan, seeded: Seeded, workdir: Path) -> list[Measure]:
     out = []
     for endpoint in endpoints(seeded):
-        script = _script(workdir, endpoint.method)
+        script = wrk_script(workdir, endpoint.method)
         for connections in plan.concurrencies:
             for server in servers:
                 url = server.base_url + endpoint.path

@@ -86,6 +86,36 @@ TARGETS: list[tuple[str, Target]] = [
 ]
 
 
+_SMALL = re.compile(
+    r"(manifest-tag|manifest-digest|tags-list|blob-head)(?:-(?:anon|bearer))?-c(\d+)(-p50|-p99)?"
+)
+
+
+def ceiling_key(key: str) -> str | None:
+    """The machine row a workload is measured against: the durable disk rate for pushes,
+    nginx's sendfile GET of the same size for pulls, the hello-world ASGI app on the same
+    server stack (GET with wrk, HEAD with hey) for the small requests."""
+    if key.startswith("push-"):
+        return "disk"
+    if key.startswith("pull-"):
+        return "nginx-" + key
+    if small := _SMALL.fullmatch(key):
+        method = "head" if small.group(1) == "blob-head" else "get"
+        return f"hello-{method}-c{small.group(2)}{small.group(3) or ''}"
+    return None
+
+
+def share(row: Row, server: str, ceilings: dict[str, Row]) -> float | None:
+    """``server``'s figure as a % of its ceiling; for latencies the ceiling's over the
+    figure's (50 % = twice the hello-world's latency)."""
+    key = ceiling_key(row.key)
+    ceiling = ceilings[key].value(MACHINE) if key in ceilings else None
+    value = row.value(server)
+    if not ceiling or not value:
+        return None
+    return 100 * (value / ceiling if row.higher_is_better else ceiling / value)
+
+
 def target_of(key: str) -> Target | None:
     for pattern, target in TARGETS:
         if re.fullmatch(pattern, key):
@@ -129,9 +159,12 @@ def _spread(values: list[float]) -> str:
 def table(rows: list[Row], machine: list[Row]) -> str:
     """The table; with several passes (``--runs``), a column of the per-pass ratio range."""
     lines = [f"{row.label}: {_fmt(row.value(MACHINE))} {row.unit}" for row in machine]
+    ceilings = {row.key: row for row in machine}
     passes = any(len(row.pass_ratios) > 1 for row in rows)
+    shares = any(ceiling_key(row.key) in ceilings for row in rows)
     header = ["workload", "unit", "reference", "moorage", "ratio M/R"]
     header += ["ratio per pass"] if passes else []
+    header += ["ceiling", "R % ceil", "M % ceil"] if shares else []
     header += ["target", "verdict"]
     body = [header, ["---"] * len(header)]
     for row in rows:
@@ -145,6 +178,10 @@ def table(rows: list[Row], machine: list[Row]) -> str:
             "—" if ratio is None else f"{ratio:.2f}",
         ]
         cells += [_spread(row.pass_ratios)] if passes else []
+        if shares:
+            key = ceiling_key(row.key)
+            cells += [_fmt(ceilings[key].value(MACHINE)) if key in ceilings else "—"]
+            cells += [_fmt(share(row, server, ceilings)) for server in (REFERENCE, MOORAGE)]
         body.append([*cells, target, verdict])
     widths = [max(len(r[i]) for r in body) for i in range(len(header))]
     for r in body:
@@ -154,6 +191,7 @@ def table(rows: list[Row], machine: list[Row]) -> str:
 
 
 def as_json(rows: list[Row], machine: list[Row], meta: dict[str, Any]) -> str:
+    ceilings = {row.key: row for row in machine}
     out_rows = []
     for row in rows:
         target, verdict = _met(row)
@@ -164,6 +202,9 @@ def as_json(rows: list[Row], machine: list[Row], meta: dict[str, Any]) -> str:
                 MOORAGE: row.value(MOORAGE),
                 "ratio": row.ratio,
                 "pass_ratios": row.pass_ratios,
+                "ceiling": ceiling_key(row.key) if ceiling_key(row.key) in ceilings else None,
+                "reference_pct_of_ceiling": share(row, REFERENCE, ceilings),
+                "moorage_pct_of_ceiling": share(row, MOORAGE, ceilings),
                 "target": target or None,
                 "verdict": verdict or None,
                 "samples": row.samples,

@@ -22,7 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import blobs, ceiling, disk, images, load, machine, report
+from bench import blobs, ceiling, ceilings, disk, images, load, machine, report
 from bench.model import Measure, Plan, size_label
 from bench.servers import REFERENCE_BIN, Server, moorage_command, start_moorage, start_reference
 
@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="where the temporary folders go (default: the system temp dir)",
     )
+    parser.add_argument(
+        "--reference-bin",
+        default=REFERENCE_BIN,
+        help=f"the Distribution binary to compare with (default {REFERENCE_BIN})",
+    )
     parser.add_argument("--save", type=Path, default=None, help="also write the JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
@@ -72,11 +77,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def preflight(wanted: list[str]) -> tuple[list[str], list[str]]:
+def preflight(wanted: list[str], reference_bin: str) -> tuple[list[str], list[str]]:
     """Fatal problems and notes (workloads skipped for a missing optional tool)."""
     fatal, notes = [], []
-    if not Path(REFERENCE_BIN).exists():
-        fatal.append(f"{REFERENCE_BIN} not found: apt-get install -y docker-registry")
+    if not Path(reference_bin).exists():
+        fatal.append(f"{reference_bin} not found: apt-get install -y docker-registry")
+    if "ceiling" in wanted and (missing := ceilings.missing_tools()):
+        notes.append("loopback GET ceiling skipped: " + "; ".join(missing))
     command = moorage_command()
     if not Path(command[0]).exists():
         fatal.append("moorage not installed in this environment: make setup")
@@ -109,6 +116,7 @@ def one_run(
     deadline: float,
     notes: list[str],
     seeded: list[images.Seeded],
+    workers: int,
 ) -> list[Measure]:
     simple: dict[str, Workload] = {
         "push": blobs.push_mono,
@@ -131,6 +139,7 @@ def one_run(
             got = disk.durable_write(workdir, plan.disk_bytes)
         elif name == "ceiling":
             got = ceiling.client_ceiling(plan.chunked_size)
+            got += ceilings.measure(workdir, plan, workers, "latency" in wanted)
         elif name == "latency":
             if not seeded:  # one small image, the same bytes in both, tagged latest
                 seeded.append(images.seed_latency_image(servers))
@@ -157,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan.quick() if args.quick else Plan.full()
     wanted = list(args.only)
-    fatal, notes = preflight(wanted)
+    fatal, notes = preflight(wanted, args.reference_bin)
     if fatal:
         for problem in fatal:
             print(f"missing: {problem}", file=sys.stderr)
@@ -177,11 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     measures: list[Measure] = []
     seeded: list[images.Seeded] = []
     try:
-        servers = [start_reference(workdir), start_moorage(workdir, args.moorage_workers)]
+        servers = [
+            start_reference(workdir, args.reference_bin),
+            start_moorage(workdir, args.moorage_workers),
+        ]
         log(f"servers up in {workdir}: " + ", ".join(f"{s.name} {s.base_url}" for s in servers))
         about = machine.describe(workdir)
         for run in range(args.runs):
-            measures += one_run(servers, plan, run, wanted, workdir, deadline, notes, seeded)
+            measures += one_run(
+                servers, plan, run, wanted, workdir, deadline, notes, seeded, args.moorage_workers
+            )
         for s in servers:
             measures += [
                 Measure(

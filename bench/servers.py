@@ -200,13 +200,14 @@ def _wait_ready(server: Server) -> None:
     raise RuntimeError(f"{server.name} not ready in {READY_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
 
 
-def start_reference(workdir: Path) -> Server:
+def start_reference(workdir: Path, binary: str = REFERENCE_BIN) -> Server:
+    """Any Distribution binary (2.8 and 3.x read this configuration alike)."""
     root = workdir / REFERENCE
     (root / "storage").mkdir(parents=True)
     port = free_port()
     config = root / "config.yml"
     config.write_text(_REFERENCE_CONFIG.format(root=root / "storage", port=port))
-    argv = [REFERENCE_BIN, "serve", str(config)]
+    argv = [binary, "serve", str(config)]
     return _launch(REFERENCE, argv, root, dict(os.environ), port)
 
 

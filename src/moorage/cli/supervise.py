@@ -227,7 +227,7 @@ def build_server(spec: dict[str, Any], stop_requested: SignalSafeEvent | None = 
             self._sso = socket.socket(fileno=listen_fd)
 
     return Supervisor(
-        WORKER_FACTORY,
+        spec.get("app", WORKER_FACTORY),  # another factory: the bench's hello-world ceiling
         factory=True,
         address=spec["host"],
         port=int(spec["port"]),
