@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -35,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from base64 import b64encode
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,42 +43,21 @@ if __package__ in (None, ""):  # `python bench/authcost.py`: make `bench` import
 import httpx
 
 from bench import load
+from bench.access import OWNER, READER, basic, moorage_cli, moorage_token
 from bench.client import ACCEPT
 from bench.data import small_blob
 from bench.images import Image, build_image, layer_sizes, push_image, put_manifest
-from bench.lean import LeanClient, Reply
-from bench.servers import Server, moorage_command, start_moorage, tree_cpu_s
+from bench.lean import LeanClient
+from bench.servers import Server, start_moorage, tree_cpu_s
 
-OWNER = "bench"  # the superuser that pushes (its namespace holds both repositories)
-READER = "reader"  # an ordinary user granted read on the private repository
 PUBLIC, PRIVATE = f"{OWNER}/public", f"{OWNER}/private"
 TAG = "latest"
 VARIANTS = ("open", "anon-public", "bearer-private", "basic-private", "old-open")
 ENDPOINTS = ("manifest-tag", "manifest-digest", "blob-head", "tags-list")
-_SERVICE = re.compile(r'service="([^"]+)"')
 
 
 def log(message: str) -> None:
     print(f"[authcost {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-class AuthedClient(LeanClient):
-    """A LeanClient that sends one Authorization header with every request."""
-
-    def __init__(self, base_url: str, authorization: str) -> None:
-        super().__init__(base_url)
-        self._authorization = authorization
-
-    def request(
-        self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
-    ) -> Reply:
-        return super().request(
-            method, target, body, {**(headers or {}), "Authorization": self._authorization}
-        )
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + b64encode(f"{user}:{password}".encode()).decode()
 
 
 @dataclass(frozen=True)
@@ -120,38 +97,6 @@ def _seed(client: LeanClient, repo: str) -> Seeded:
     return Seeded(digest, image.layers[0][1])
 
 
-def _cli(server: Server, *args: str, stdin: str | None = None) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
-    env["MOORAGE_DATA_DIR"] = str(server.root / "data")
-    done = subprocess.run(
-        [*moorage_command(), *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"moorage {' '.join(args)}: {done.stderr or done.stdout}")
-
-
-def _token(server: Server, user: str, password: str, scope: str) -> str:
-    """A bearer token as docker gets one: the challenge names the service, /v2/auth signs."""
-    challenge = httpx.get(server.base_url + "/v2/", timeout=5).headers["www-authenticate"]
-    found = _SERVICE.search(challenge)
-    if found is None:
-        raise RuntimeError(f"no service in the challenge {challenge!r}")
-    answer = httpx.get(
-        server.base_url + "/v2/auth",
-        params={"service": found.group(1), "scope": scope},
-        auth=(user, password),
-        timeout=10,
-    )
-    answer.raise_for_status()
-    return str(answer.json()["token"])
-
-
 def prepare(workdir: Path, workers: int, old_src: Path | None, with_basic: bool) -> list[Target]:
     """Start the servers, push the same image everywhere, make the users and the token."""
     owner_password, reader_password = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
@@ -177,15 +122,17 @@ def prepare(workdir: Path, workers: int, old_src: Path | None, with_basic: bool)
     for server in servers:
         for repo in (PUBLIC, PRIVATE):
             if server is auth_server:
-                client: LeanClient = AuthedClient(server.base_url, basic(OWNER, owner_password))
+                client: LeanClient = LeanClient(server.base_url, basic(OWNER, owner_password))
             else:
                 client = LeanClient(server.base_url)
             with client:
                 seeded[server.name, repo] = _seed(client, repo)
-    _cli(auth_server, "repo", "visibility", PUBLIC, "public")
-    _cli(auth_server, "user", "create", READER, "--password-stdin", stdin=reader_password + "\n")
-    _cli(auth_server, "repo", "grant", PRIVATE, "--role", "read", "--user", READER)
-    token = _token(auth_server, READER, reader_password, f"repository:{PRIVATE}:pull")
+    moorage_cli(auth_server, "repo", "visibility", PUBLIC, "public")
+    moorage_cli(
+        auth_server, "user", "create", READER, "--password-stdin", stdin=reader_password + "\n"
+    )
+    moorage_cli(auth_server, "repo", "grant", PRIVATE, "--role", "read", "--user", READER)
+    token = moorage_token(auth_server, READER, reader_password, f"repository:{PRIVATE}:pull")
     digests = {s.manifest_digest for s in seeded.values()}
     if len(digests) != 1:
         raise RuntimeError(f"the servers answered different digests: {digests}")

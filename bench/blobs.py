@@ -42,7 +42,7 @@ def push_mono(servers: list[Server], plan: Plan, run: int) -> list[Measure]:
         for blob in blobs:
             _ = blob.digest  # hashed before any timing
         for server in servers:
-            with new_client(server.base_url) as client:
+            with new_client(server.base_url, server.authorization) as client:
                 rates = [_rate(b.size, timed(partial(_push, client, b))) for b in blobs]
             label = f"push monolithic {size_label(size)}"
             key = f"push-mono-{size_label(size)}"
@@ -58,7 +58,7 @@ def push_chunk(servers: list[Server], plan: Plan, run: int) -> list[Measure]:
     label = f"push chunked {size_label(blob.size)} ({size_label(plan.chunk)} PATCHes)"
     key = f"push-chunked-{size_label(blob.size)}"
     for server in servers:
-        with new_client(server.base_url) as client:
+        with new_client(server.base_url, server.authorization) as client:
             seconds = timed(partial(push_chunked, client, REPO, blob, plan.chunk))
         out.append(Measure(key, label, "MB/s", server.name, _rate(blob.size, seconds)))
     return out
@@ -73,7 +73,7 @@ def push_concurrent(servers: list[Server], plan: Plan, run: int) -> list[Measure
     label = f"{plan.concurrent} concurrent pushers x {size_label(plan.concurrent_size)}"
     total = plan.concurrent * plan.concurrent_size
     for server in servers:
-        clients = [new_client(server.base_url) for _ in blobs]
+        clients = [new_client(server.base_url, server.authorization) for _ in blobs]
         try:
             actions = [partial(_push, c, b) for c, b in zip(clients, blobs, strict=True)]
             seconds = timed(partial(in_threads, actions))
@@ -91,7 +91,7 @@ def pull(servers: list[Server], plan: Plan, run: int) -> list[Measure]:
     for size in plan.mono_sizes:
         blobs = [mono_blob(run, size, rep) for rep in range(plan.repeats(size))]
         for server in servers:
-            with new_client(server.base_url) as client:
+            with new_client(server.base_url, server.authorization) as client:
                 for blob in blobs:
                     if not blob_exists(client, REPO, blob.digest):
                         _push(client, blob)

@@ -22,9 +22,11 @@ class BenchError(RuntimeError):
     """A registry answered something a workload did not expect."""
 
 
-def new_client(base_url: str) -> httpx.Client:
-    """One keep-alive connection pool per worker thread, never following redirects."""
-    return httpx.Client(base_url=base_url, timeout=TIMEOUT, follow_redirects=False)
+def new_client(base_url: str, authorization: str | None = None) -> httpx.Client:
+    """One keep-alive connection pool per worker thread, never following redirects;
+    ``authorization`` is sent with every request (and by the pulls' own connection)."""
+    headers = {"Authorization": authorization} if authorization else {}
+    return httpx.Client(base_url=base_url, timeout=TIMEOUT, follow_redirects=False, headers=headers)
 
 
 def _expect(response: httpx.Response, *codes: int) -> httpx.Response:
@@ -86,7 +88,9 @@ def _pull(client: httpx.Client, repo: str, digest: str, piece: Callable[[memoryv
     view = memoryview(buffer)
     received = 0
     try:
-        connection.request("GET", f"/v2/{repo}/blobs/{digest}")
+        auth = client.headers.get("authorization")
+        headers = {"Authorization": auth} if auth else {}
+        connection.request("GET", f"/v2/{repo}/blobs/{digest}", headers=headers)
         response = connection.getresponse()
         if response.status != 200:
             raise BenchError(f"GET blob {digest} -> {response.status}: {response.read(300)!r}")

@@ -105,7 +105,7 @@ def push_images(servers: list[Server], plan: Plan, run: int) -> list[Measure]:
         series = [[build_image(name, sizes) for name in row] for row in names]
         label = f"image push, {plan.layers} layers, {parallel} in parallel"
         for server in servers:
-            clients = [LeanClient(server.base_url) for _ in range(parallel)]
+            clients = [LeanClient(server.base_url, server.authorization) for _ in range(parallel)]
             try:
                 actions = [
                     partial(_push_series, c, names[p], series[p]) for p, c in enumerate(clients)
@@ -136,12 +136,12 @@ class Seeded:
     layer_digest: str
 
 
-def seed_latency_image(servers: list[Server]) -> Seeded:
+def seed_latency_image(servers: list[Server], repo: str = "bench/latency") -> Seeded:
     image = build_image("latency", layer_sizes(3, seed=3))
     digest = small_blob(image.manifest)[1]
-    repo, tag = "bench/latency", "latest"
+    tag = "latest"
     for server in servers:
-        with LeanClient(server.base_url) as client:
+        with LeanClient(server.base_url, server.authorization) as client:
             answered = push_image(client, repo, image, tag)
             if answered and answered != digest:
                 raise RuntimeError(f"{server.name} answered digest {answered}, expected {digest}")

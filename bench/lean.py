@@ -25,13 +25,14 @@ class Reply:
 class LeanClient:
     """One connection, reopened once if the server closed it between requests."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, authorization: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or parts.hostname is None:
             raise ValueError(f"plain http URL expected, got {base_url!r}")
         self.base_url = base_url
         self._host, self._port = parts.hostname, parts.port or 80
         self._connection: http.client.HTTPConnection | None = None
+        self._auth = {"Authorization": authorization} if authorization else {}
 
     def request(
         self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -41,7 +42,9 @@ class LeanClient:
         for attempt in (1, 2):
             connection = self._open()
             try:
-                connection.request(method, path, body=body, headers=headers or {})
+                connection.request(
+                    method, path, body=body, headers={**self._auth, **(headers or {})}
+                )
                 response = connection.getresponse()
                 data = response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):

@@ -12,10 +12,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from bench.client import ACCEPT
 from bench.images import Seeded
 from bench.model import Measure, Plan
-from bench.servers import Server
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 _LATENCY = re.compile(r"^\s*(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
@@ -41,8 +42,7 @@ class Endpoint:
     path: str
 
 
-def endpoints(seeded: Seeded) -> list[Endpoint]:
-    repo = seeded.repo
+def endpoints(seeded: Seeded, repo: str) -> list[Endpoint]:
     return [
         Endpoint(
             "manifest-tag", "manifest GET by tag", "GET", f"/v2/{repo}/manifests/{seeded.tag}"
@@ -56,6 +56,26 @@ def endpoints(seeded: Seeded) -> list[Endpoint]:
         Endpoint("blob-head", "blob HEAD", "HEAD", f"/v2/{repo}/blobs/{seeded.layer_digest}"),
         Endpoint("tags-list", "tags/list", "GET", f"/v2/{repo}/tags/list"),
     ]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one server's requests of a variant go, and the header they carry."""
+
+    server: str  # the name the table knows (reference, moorage)
+    base_url: str
+    repo: str
+    authorization: str | None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How the small requests are asked: anonymously on a public repository, or with a
+    bearer token on a private one."""
+
+    key: str
+    label: str
+    targets: tuple[Target, ...]
 
 
 @dataclass(frozen=True)
@@ -155,36 +175,57 @@ def wrk_script(directory: Path, method: str) -> Path:
     return path
 
 
-def latency(servers: list[Server], plan: Plan, seeded: Seeded, workdir: Path) -> list[Measure]:
+def _check(url: str, method: str, authorization: str | None) -> None:
+    """One request first: a variant that is refused would measure only 401s."""
+    headers = {"Accept": ACCEPT, **({"Authorization": authorization} if authorization else {})}
+    answer = httpx.request(method, url, headers=headers, timeout=10)
+    if answer.status_code != 200:
+        raise RuntimeError(f"{method} {url}: {answer.status_code} {answer.text[:200]}")
+
+
+def latency(variants: list[Variant], plan: Plan, seeded: Seeded, workdir: Path) -> list[Measure]:
     out = []
-    for endpoint in endpoints(seeded):
-        script = wrk_script(workdir, endpoint.method)
-        for connections in plan.concurrencies:
-            for server in servers:
-                url = server.base_url + endpoint.path
-                # A short untimed run first: the timed one then measures the steady state,
-                # not new connections and the first touch of memory (both servers alike).
-                for seconds in (plan.warmup_seconds, plan.latency_seconds):
-                    if endpoint.method == "HEAD":
-                        result = run_hey_head(url, connections, seconds)
-                    else:
-                        result = run_wrk(url, script, connections, seconds)
-                key = f"{endpoint.key}-c{connections}"
-                label = f"{endpoint.label}, c{connections}"
-                out += [
-                    Measure(key, label, "req/s", server.name, result.rps),
-                    Measure(key + "-p50", label + " p50", "ms", server.name, result.p50_ms, False),
-                    Measure(key + "-p99", label + " p99", "ms", server.name, result.p99_ms, False),
-                ]
-                if result.errors:  # kept visible in the table rather than aborting the run
-                    out.append(
-                        Measure(
-                            key + "-errors",
-                            label + " errors or non-2xx",
-                            "count",
-                            server.name,
-                            result.errors,
-                            False,
-                        )
+    for variant in variants:
+        for index in range(len(endpoints(seeded, ""))):
+            out += _one_endpoint(variant, index, plan, seeded, workdir)
+    return out
+
+
+def _one_endpoint(
+    variant: Variant, index: int, plan: Plan, seeded: Seeded, workdir: Path
+) -> list[Measure]:
+    out = []
+    probe = endpoints(seeded, "")[index]
+    script = wrk_script(workdir, probe.method)
+    for connections in plan.concurrencies:
+        for target in variant.targets:
+            endpoint = endpoints(seeded, target.repo)[index]
+            url = target.base_url + endpoint.path
+            _check(url, endpoint.method, target.authorization)
+            # A short untimed run first: the timed one then measures the steady state,
+            # not new connections and the first touch of memory (both servers alike).
+            for seconds in (plan.warmup_seconds, plan.latency_seconds):
+                if endpoint.method == "HEAD":
+                    result = run_hey_head(url, connections, seconds, target.authorization)
+                else:
+                    result = run_wrk(url, script, connections, seconds, target.authorization)
+            key = f"{endpoint.key}-{variant.key}-c{connections}"
+            label = f"{endpoint.label}, {variant.label}, c{connections}"
+            name = target.server
+            out += [
+                Measure(key, label, "req/s", name, result.rps),
+                Measure(key + "-p50", label + " p50", "ms", name, result.p50_ms, False),
+                Measure(key + "-p99", label + " p99", "ms", name, result.p99_ms, False),
+            ]
+            if result.errors:  # kept visible in the table rather than aborting the run
+                out.append(
+                    Measure(
+                        key + "-errors",
+                        label + " errors or non-2xx",
+                        "count",
+                        name,
+                        result.errors,
+                        False,
                     )
+                )
     return out

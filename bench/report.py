@@ -75,7 +75,7 @@ def _moorage_at_least(limit: float, unit: str) -> Target:
     return Target(f"moorage ≥ {limit:g}{unit}", check)
 
 
-_HOT = r"(manifest-tag|manifest-digest|blob-head|tags-list)-c(16|64)"
+_HOT = r"(manifest-tag|manifest-digest|blob-head|tags-list)(-anon|-bearer)?-c(16|64)"
 TARGETS: list[tuple[str, Target]] = [
     (r"(push-.*|image-push-.*)", _ratio_at_least(3)),
     (r"pull-.*", _ratio_at_least(1.5)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shlex
 import shutil
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import blobs, ceiling, ceilings, disk, images, load, machine, report
+from bench import access, blobs, ceiling, ceilings, disk, images, load, machine, report, variants
 from bench.model import Measure, Plan, size_label
 from bench.servers import REFERENCE_BIN, Server, moorage_command, start_moorage, start_reference
 
@@ -115,8 +116,9 @@ def one_run(
     workdir: Path,
     deadline: float,
     notes: list[str],
-    seeded: list[images.Seeded],
+    small: list[variants.SmallRequests],
     workers: int,
+    reference_bin: str,
 ) -> list[Measure]:
     simple: dict[str, Workload] = {
         "push": blobs.push_mono,
@@ -141,9 +143,9 @@ def one_run(
             got = ceiling.client_ceiling(plan.chunked_size)
             got += ceilings.measure(workdir, plan, workers, "latency" in wanted)
         elif name == "latency":
-            if not seeded:  # one small image, the same bytes in both, tagged latest
-                seeded.append(images.seed_latency_image(servers))
-            got = load.latency(servers, plan, seeded[0], workdir)
+            if not small:  # one small image, the same bytes everywhere, tagged latest
+                small.append(variants.prepare(servers, workdir, reference_bin))
+            got = load.latency(small[0].variants, plan, small[0].seeded, workdir)
         else:
             got = simple[name](servers, plan, run)
         measures += got
@@ -184,17 +186,30 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="moorage-bench-", dir=args.tmp_dir))
     servers: list[Server] = []
     measures: list[Measure] = []
-    seeded: list[images.Seeded] = []
+    small: list[variants.SmallRequests] = []
     try:
+        owner_password = secrets.token_urlsafe(18)
         servers = [
             start_reference(workdir, args.reference_bin),
-            start_moorage(workdir, args.moorage_workers),
+            start_moorage(  # auth on, as Moorage runs by default; the owner pushes
+                workdir, args.moorage_workers, settings=access.owner_settings(owner_password)
+            ),
         ]
+        servers[1].authorization = access.basic(access.OWNER, owner_password)
         log(f"servers up in {workdir}: " + ", ".join(f"{s.name} {s.base_url}" for s in servers))
         about = machine.describe(workdir)
         for run in range(args.runs):
             measures += one_run(
-                servers, plan, run, wanted, workdir, deadline, notes, seeded, args.moorage_workers
+                servers,
+                plan,
+                run,
+                wanted,
+                workdir,
+                deadline,
+                notes,
+                small,
+                args.moorage_workers,
+                args.reference_bin,
             )
         for s in servers:
             measures += [
@@ -229,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"failed: {exc}")
         raise
     finally:
-        for s in servers:
+        for s in [*servers, *(each.reference_with_tokens for each in small)]:
             s.stop()
         if args.keep:
             log(f"kept {workdir}")

@@ -37,7 +37,7 @@ storage:
     blobdescriptor: inmemory
 http:
   addr: 127.0.0.1:{port}
-"""
+{auth}"""
 
 
 def free_port() -> int:
@@ -106,6 +106,7 @@ class Server:
     root: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    authorization: str | None = None  # what the bench's pushes and pulls send
     peak_rss_kib: int = 0
     peak_pss_kib: int = 0
     _phase_peak_kib: int = 0
@@ -200,15 +201,27 @@ def _wait_ready(server: Server) -> None:
     raise RuntimeError(f"{server.name} not ready in {READY_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
 
 
-def start_reference(workdir: Path, binary: str = REFERENCE_BIN) -> Server:
-    """Any Distribution binary (2.8 and 3.x read this configuration alike)."""
-    root = workdir / REFERENCE
-    (root / "storage").mkdir(parents=True)
+def start_reference(
+    workdir: Path,
+    binary: str = REFERENCE_BIN,
+    *,
+    name: str = REFERENCE,
+    storage: Path | None = None,
+    auth: str = "",
+) -> Server:
+    """Any Distribution binary (2.8 and 3.x read this configuration alike); ``storage``:
+    another reference's root (a second process on the same repositories), ``auth``: an
+    ``auth:`` section."""
+    root = workdir / name
+    root.mkdir(parents=True)
+    if storage is None:
+        storage = root / "storage"
+        storage.mkdir()
     port = free_port()
     config = root / "config.yml"
-    config.write_text(_REFERENCE_CONFIG.format(root=root / "storage", port=port))
+    config.write_text(_REFERENCE_CONFIG.format(root=storage, port=port, auth=auth))
     argv = [binary, "serve", str(config)]
-    return _launch(REFERENCE, argv, root, dict(os.environ), port)
+    return _launch(name, argv, root, dict(os.environ), port)
 
 
 def moorage_command() -> list[str]:
