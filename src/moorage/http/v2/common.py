@@ -28,7 +28,7 @@ from moorage.services.repositories import Resolution
 P = ParamSpec("P")
 T = TypeVar("T")
 BODY_BLOCK = 1 << 20  # hand request bodies to storage in blocks of about this size
-PATHSEND = "http.response.pathsend"  # the ASGI extension: the server sends a file itself
+FILE_BLOCK = 1 << 20  # local blob files are read and sent in blocks of this size
 
 
 def services(request: Request) -> RegistryServices:
@@ -225,16 +225,24 @@ def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
 
 
 class LocalFileResponse(Response):
-    """A whole local file sent by the server itself (ASGI ``pathsend``): the bytes never pass
-    through Python. ``headers`` must hold the file's ``Content-Length``."""
+    """A whole local file, read off the event loop in FILE_BLOCK pieces and sent as they come.
+    Not ``pathsend``: granian 2.8's pathsend reads 128 KiB at a time and writes 128-512 KiB
+    (no sendfile), 1.6-1.9 GB/s here; 1 MiB blocks reach nginx's sendfile rate with memory
+    flat in the file's size (one block per pull in flight). ``headers`` hold Content-Length."""
 
     def __init__(self, path: Path, headers: dict[str, str]) -> None:
         super().__init__(None, status_code=200, headers=headers)
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        await send({"type": PATHSEND, "path": str(self.path)})
+        handle = await anyio.to_thread.run_sync(self.path.open, "rb", 0)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            while block := await anyio.to_thread.run_sync(handle.read, FILE_BLOCK):
+                await send({"type": "http.response.body", "body": block, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            handle.close()
 
 
 def stored_bytes_response(
@@ -249,7 +257,7 @@ def stored_bytes_response(
 ) -> Response:
     """A GET or HEAD of ``size`` stored bytes, whole or the one range asked: 416 (naming
     ``noun``) for a range outside them, 206 for a range. A whole body is ``redirect()``
-    when given, else sent by the server from ``local_file`` (pathsend), else streamed.
+    when given, else read from ``local_file`` in large blocks, else streamed.
     ``headers`` gains Content-Length (and Content-Range)."""
     wanted = parse_byte_range(request.headers.get("range"), size)
     if wanted is False:
@@ -269,6 +277,6 @@ def stored_bytes_response(
         return Response(b"", status_code=status, headers=headers)
     if status == 200 and redirect is not None:
         return redirect()
-    if status == 200 and local_file is not None and PATHSEND in request.scope.get("extensions", {}):
+    if status == 200 and local_file is not None:
         return LocalFileResponse(local_file, headers)
     return StreamingResponse(chunks(start, length), status_code=status, headers=headers)
