@@ -260,7 +260,7 @@ def test_a_stopped_run_resumes_after_the_last_blob_verified(tmp_path: Path) -> N
 def test_a_running_server_stops_serving_the_bad_bytes_and_serves_the_repair(
     tmp_path: Path,
 ) -> None:
-    """Against ``moorage serve`` (whole-blob GETs go out by pathsend from disk): nothing in
+    """Against ``moorage serve`` (whole-blob GETs read the file in 1 MiB blocks): nothing in
     the server holds on to the quarantined copy."""
     config = _config(tmp_path)
     data = b"served by a real server " * 20_000
