@@ -130,7 +130,12 @@ MISTAKES = [
         yaml="workers: 2\nstorage:\n  locations:\n    ram: {driver: memory}\n",
     ),
     Mistake("unknown key", "unknown key 'prot'", yaml="prot: 5000\n"),
-    Mistake("bad type", "workers: Input should be a valid integer", yaml="workers: many\n"),
+    Mistake(
+        "bad type",
+        "shutdown_timeout_s: Input should be a valid integer",
+        yaml="shutdown_timeout_s: many\n",
+    ),
+    Mistake("bad worker count", "workers: a number from 1 to 256, or auto", yaml="workers: many\n"),
     Mistake(
         "nested section not JSON",
         "storage: MOORAGE_STORAGE is not valid JSON",

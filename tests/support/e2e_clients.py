@@ -213,7 +213,10 @@ def start_registry(
         config_path.write_text(reference_config(port, data_dir))
         command = [REFERENCE_BINARY, "serve", str(config_path)]
     else:
-        command = [*moorage_command("127.0.0.1", port, data_dir), *extra_args]
+        # One worker unless the test asks for more: these suites were written against one
+        # process (the default, `auto`, is one per CPU; tests/cli checks it).
+        workers = [] if "--workers" in extra_args else ["--workers", "1"]
+        command = [*moorage_command("127.0.0.1", port, data_dir), *workers, *extra_args]
     host = f"127.0.0.1:{port}"
     env = _server_env()
     credentials = None
