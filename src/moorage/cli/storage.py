@@ -167,8 +167,6 @@ def usage(
             f"next GC: {gc.tags} tags, {gc.manifests} manifests, {gc.blobs} blobs, "
             f"{gc.bytes} bytes, {gc.uploads} expired uploads"
         )
-    elif not no_gc:
-        typer.echo("next GC: not available (no garbage collector in this build)")
 
 
 @contextmanager

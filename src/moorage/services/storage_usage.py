@@ -1,6 +1,6 @@
 """Storage accounting (issue 14): per location, the blobs recorded there and their bytes,
 the upload sessions open there and what they received, and what the next garbage
-collection would free (a dry run of it, when a collector is wired in)."""
+collection would free (a dry run of it)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class NextGc:
 @dataclass(frozen=True, slots=True)
 class StorageUsageReport:
     locations: tuple[LocationUsage, ...]  # in the configured preference order
-    next_gc: NextGc | None  # None: no collector wired in, or not asked
+    next_gc: NextGc | None  # None: not asked
 
     @property
     def blobs(self) -> int:
@@ -86,23 +86,17 @@ class StorageUsageReport:
 class StorageUsage:
     """Built by ``app.build``; ``moorage storage usage`` and ``GET /healthz/storage`` read it."""
 
-    def __init__(
-        self, model: Maintenance, locations: StorageLocations, gc: GcPreview | None = None
-    ) -> None:
+    def __init__(self, model: Maintenance, locations: StorageLocations, gc: GcPreview) -> None:
         self.model, self.locations, self.gc = model, locations, gc
-
-    @property
-    def can_preview_gc(self) -> bool:
-        return self.gc is not None
 
     def report(self, *, include_gc: bool = True) -> StorageUsageReport:
         """Totals from two grouped queries (placements, open sessions); with ``include_gc``
-        and a collector, its dry run too (which reads every candidate: not for probes).
+        its dry run too (which reads every candidate: not for probes).
         Locations recorded in the database but no longer configured are listed after the
         configured ones, so that nothing stored goes unreported."""
         placed = self.model.placed_totals_by_location()
         uploads = self.model.open_upload_totals_by_location()
-        preview = self.gc.preview() if include_gc and self.gc is not None else None
+        preview = self.gc.preview() if include_gc else None
         names = list(self.locations.names)
         names += sorted((set(placed) | set(uploads)) - set(names))
         rows = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import ColumnElement, FromClause, delete, exists, func, select
 
 from moorage.db import tables as t
 from moorage.domain.records import Blob, BlobUpload
@@ -79,40 +79,28 @@ class MaintenanceMixin(SqlModelBase):
     def placed_totals_by_location(self) -> dict[str, tuple[int, int]]:
         """``{location: (blobs, bytes)}`` of every placement (derived objects too), in one
         grouped query; a location with no placement is absent."""
-        query = (
-            select(
-                t.storage_location.c.name,
-                func.count(),
-                func.coalesce(func.sum(t.blob.c.compressed_size), 0),
-            )
-            .select_from(t.blob_placement)
-            .join(t.blob, t.blob.c.id == t.blob_placement.c.blob_id)
-            .join(
-                t.storage_location,
-                t.storage_location.c.id == t.blob_placement.c.storage_location_id,
-            )
-            .group_by(t.storage_location.c.name)
+        placements = t.blob_placement.join(t.blob, t.blob.c.id == t.blob_placement.c.blob_id)
+        return self._totals_by_location(
+            placements, t.blob_placement.c.storage_location_id, t.blob.c.compressed_size
         )
-        with self.database.read() as conn:
-            return {str(name): (int(n), int(size)) for name, n, size in conn.execute(query)}
 
     def open_upload_totals_by_location(self) -> dict[str, tuple[int, int]]:
         """``{location: (sessions, bytes received)}`` of the upload sessions open now."""
+        return self._totals_by_location(
+            t.blob_upload, t.blob_upload.c.storage_location_id, t.blob_upload.c.byte_count
+        )
+
+    def _totals_by_location(
+        self, rows: FromClause, location_id: ColumnElement[int], size: ColumnElement[int]
+    ) -> dict[str, tuple[int, int]]:
+        """``{location name: (row count, summed size)}`` over ``rows``, one grouped query."""
         query = (
-            select(
-                t.storage_location.c.name,
-                func.count(),
-                func.coalesce(func.sum(t.blob_upload.c.byte_count), 0),
-            )
-            .select_from(t.blob_upload)
-            .join(
-                t.storage_location,
-                t.storage_location.c.id == t.blob_upload.c.storage_location_id,
-            )
+            select(t.storage_location.c.name, func.count(), func.coalesce(func.sum(size), 0))
+            .select_from(rows.join(t.storage_location, t.storage_location.c.id == location_id))
             .group_by(t.storage_location.c.name)
         )
         with self.database.read() as conn:
-            return {str(name): (int(n), int(size)) for name, n, size in conn.execute(query)}
+            return {str(name): (int(n), int(total)) for name, n, total in conn.execute(query)}
 
     def list_stale_blob_uploads(
         self, created_before: datetime, limit: int = 100
