@@ -178,3 +178,62 @@ def test_a_dry_run_collect_writes_nothing(
     assert model.lookup_blob(blob.digest or "") is not None
     assert model.gc_candidates("blob", 10) == [blob.id]
     assert model.gc_queue_sizes()["pending_objects"] == 0
+
+
+def test_a_manifest_delete_waits_for_a_gc_checking_its_legacy_image(
+    model: SqlRegistryModel, engine: Engine, repo: RepositoryReference, clock: FakeClock
+) -> None:
+    """Two GC workers: one checks a legacy image (and sees the manifest that holds it), the
+    other deletes that manifest and makes the image a candidate again. The image must stay
+    a candidate whichever commits first; it used to be dropped for good (the soak's leak)."""
+    from sqlalchemy import delete, select
+
+    from moorage.db import tables as t
+
+    if engine.dialect.name != "postgresql":
+        return  # one writer at a time on SQLite: the interleaving cannot happen there
+    image = push_image(model, repo, [b"held by the manifest"])
+    assert model.retarget_tag(repo, "v1", image.manifest) is not None
+    model.delete_tag(repo, "v1")
+    clock.advance(model.default_removed_tag_expiration_s + 1)
+    assert model.gc_purge_tags(
+        [tag_id for _, tag_id in model.gc_expired_tags(ZERO, None, 10)], ZERO, dry_run=False
+    ).tags
+    with model.database.read() as conn:
+        images = list(
+            conn.execute(
+                select(t.manifest_legacy_image.c.legacy_image_id).where(
+                    t.manifest_legacy_image.c.manifest_id == image.manifest.id
+                )
+            ).scalars()
+        )
+    assert images
+    done = threading.Event()
+    checker = engine.connect()
+    try:
+        with checker.begin():
+            # The other GC has locked the image and seen the manifest still holding it ...
+            locked = checker.execute(
+                select(t.legacy_image.c.id)
+                .where(t.legacy_image.c.id == images[0])
+                .with_for_update(skip_locked=True)
+            ).all()
+            assert locked
+            collector = threading.Thread(
+                target=lambda: (model.gc_collect_manifest(image.manifest.id, ZERO), done.set())
+            )
+            collector.start()
+            assert not done.wait(0.5)  # the manifest's delete waits for that check
+            # ... and drops the candidate, as a held image's check does.
+            checker.execute(
+                delete(t.gc_candidate).where(
+                    t.gc_candidate.c.kind == "legacy_image",
+                    t.gc_candidate.c.target_id == images[0],
+                )
+            )
+        assert done.wait(10)
+        collector.join(10)
+    finally:
+        checker.close()
+    assert images[0] in model.gc_candidates("legacy_image", 100)
+    assert model.gc_collect_legacy_image(images[-1], ZERO).deleted

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,17 @@ class RequestLog:
     offset: int = 0
 
     def start(self) -> RequestLog:
-        self.offset = self.path.stat().st_size
+        """From the end of the log once it has stopped growing: a request logs its line
+        after its response went out, so a fixture's last push can still be on its way."""
+        size, quiet_since, give_up = -1, time.monotonic(), time.monotonic() + 5
+        while time.monotonic() < give_up:
+            now = self.path.stat().st_size
+            if now != size:
+                size, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= 0.3:
+                break
+            time.sleep(0.05)
+        self.offset = size
         return self
 
     def text(self) -> str:

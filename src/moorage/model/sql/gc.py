@@ -76,6 +76,24 @@ class GcMixin(SqlModelBase):
             query = query.with_for_update(skip_locked=True)
         return conn.execute(query).first()
 
+    def _hold(self, conn: Connection, table: Any, ids: Iterable[int | None]) -> None:
+        """Share-lock the rows a delete is about to free, before it removes their holder.
+
+        A collector of one of them locks it (``_lock``) before it looks for holders; it
+        reads committed rows only, so without this it could see our not yet committed
+        holder, drop the candidate, and have our enqueue of it come first and be ignored:
+        the row would never be looked at again. Holding it, a collector either finished
+        before us (we enqueue after its dequeue) or skips the row until we commit.
+        SQLite runs one writer at a time, so the race needs no lock there."""
+        wanted = sorted({int(i) for i in ids if i})
+        if wanted and conn.dialect.name == "postgresql":
+            conn.execute(
+                select(table.c.id)
+                .where(table.c.id.in_(wanted))
+                .order_by(table.c.id)
+                .with_for_update(key_share=True)
+            ).all()
+
     # -- the candidate queue -------------------------------------------------------------
 
     def _enqueue(self, conn: Connection, kind: str, ids: Iterable[int | None], due_ms: int) -> None:
@@ -445,6 +463,8 @@ class GcMixin(SqlModelBase):
                     ),
                 )
             )
+            self._hold(conn, t.legacy_image, images)
+            self._hold(conn, t.blob, blobs)
             if expired_tags:
                 conn.execute(delete(t.tag).where(t.tag.c.id.in_(expired_tags)))
             # Links, children, labels and the legacy image link go with it (ON DELETE CASCADE).
@@ -546,6 +566,8 @@ class GcMixin(SqlModelBase):
             )
             if dry_run:
                 return freed
+            self._hold(conn, t.legacy_image, freed.legacy_images)
+            self._hold(conn, t.blob, freed.blobs)
             if expired_tags:
                 conn.execute(delete(t.tag).where(t.tag.c.id.in_(expired_tags)))
             conn.execute(
