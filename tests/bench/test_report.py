@@ -23,8 +23,8 @@ def test_several_passes_give_medians_and_the_per_pass_ratio_range() -> None:
     assert "ratio per pass" in printed
     line = next(line for line in printed.splitlines() if line.startswith("| tags/list"))
     cells = [cell.strip() for cell in line.strip("|").split("|")]
-    # medians 1,500 and 8,000; per pass 6.00, 4.00, 6.00; the target is 5x
-    assert cells[2:] == ["1,500", "8,000", "5.33", "4.00..6.00", "≥ 5x", "met"]
+    # medians 1,500 and 8,000; per pass 6.00, 4.00, 6.00; no ceiling measured: no verdict
+    assert cells[2:] == ["1,500", "8,000", "5.33", "4.00..6.00", "≥ 50 % of hello-world", "—"]
     exported = json.loads(as_json(rows, machine, {}))["rows"][0]
     assert exported["pass_ratios"] == [6.0, 4.0, 6.0]
 
@@ -33,4 +33,36 @@ def test_one_pass_prints_no_spread_column() -> None:
     rows, machine = collect(_passes("tags-list-c64", "tags/list, c64", [1000], [4000]))
     printed = table(rows, machine)
     assert "ratio per pass" not in printed
-    assert "NOT met" in printed
+    assert "met" not in printed
+
+
+def _verdicts(measures: list[Measure]) -> dict[str, tuple[float | None, str | None]]:
+    rows, machine = collect(measures)
+    exported = json.loads(as_json(rows, machine, {}))["rows"]
+    return {r["key"]: (r["moorage_pct_of_ceiling"], r["verdict"]) for r in exported}
+
+
+def test_verdicts_are_shares_of_the_ceilings_measured_in_the_same_run() -> None:
+    hello = [
+        Measure("hello-get-c16", "hello GET c16", "req/s", "machine", 20_000),
+        Measure("hello-head-c16", "hello HEAD c16", "req/s", "machine", 20_000),
+        Measure("hello-get-c1-p50", "hello GET c1 p50", "ms", "machine", 0.1, False),
+        Measure("nginx-pull-1 GiB", "nginx 1 GiB", "MB/s", "machine", 2_000),
+        Measure("disk", "durable disk", "MB/s", "machine", 400),
+    ]
+    measures = [
+        *hello,
+        *_passes("tags-list-bearer-c16", "tags/list c16", [1_000], [12_000]),
+        *_passes("blob-head-bearer-c16", "blob HEAD c16", [1_000], [9_000]),
+        Measure("tags-list-bearer-c1-p50", "p50", "ms", MOORAGE, 0.18, False),
+        Measure("blob-head-bearer-c1-p50", "p50", "ms", MOORAGE, 0.3, False),
+        Measure("pull-1 GiB", "pull 1 GiB", "MB/s", MOORAGE, 1_700),
+        Measure("push-concurrent", "8 pushers", "MB/s", MOORAGE, 380),
+    ]
+    got = _verdicts(measures)
+    assert got["tags-list-bearer-c16"] == (60.0, "met")
+    assert got["blob-head-bearer-c16"] == (45.0, "NOT met")  # against HEAD's ceiling
+    assert got["tags-list-bearer-c1-p50"][1] == "met"  # 0.18 ms is under twice 0.1 ms
+    assert got["blob-head-bearer-c1-p50"] == (None, "—")  # no HEAD p50 ceiling measured
+    assert got["pull-1 GiB"] == (85.0, "NOT met")
+    assert got["push-concurrent"] == (95.0, "met")
