@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.model import Measure
-from bench.servers import MOORAGE, REFERENCE
+from bench.servers import BEFORE, MOORAGE, REFERENCE
 
 MACHINE = "machine"
 RSS_LIMIT_MB = 150.0
@@ -44,6 +44,14 @@ class Row:
         return moo / ref
 
     @property
+    def ratio_to_before(self) -> float | None:
+        """Moorage over the older checkout (``--before-src``), where both were measured."""
+        before, moo = self.value(BEFORE), self.value(MOORAGE)
+        if before is None or moo is None or before == 0:
+            return None
+        return moo / before
+
+    @property
     def pass_ratios(self) -> list[float]:
         """Moorage/reference pass by pass: both servers measured in the same pass, so this
         spread shows how much the machine moved between passes."""
@@ -70,8 +78,16 @@ def _moorage_at_most(limit: float, unit: str) -> Target:
     return Target(f"moorage ≤ {limit:g} {unit}", check)
 
 
-# Issue 16's targets, each against the machine's ceiling measured in the same run. The image
-# push target (1.5x the figure before the issue) needs the old code in the run: not here.
+def _times_before(factor: float) -> Target:
+    def check(row: Row, _ceilings: dict[str, Row]) -> bool | None:
+        ratio = row.ratio_to_before
+        return None if ratio is None else ratio >= factor
+
+    return Target(f"≥ {factor:g}x before", check)
+
+
+# Issue 16's targets, each against the machine's ceiling measured in the same run, or for the
+# image pushes against the code before the issue (--before-src) in the same run.
 _HOT = r"(manifest-tag|manifest-digest|blob-head|tags-list)(-anon|-bearer)?"
 TARGETS: list[tuple[str, Target]] = [
     (_HOT + "-c(16|64)", _share_at_least(50, "hello-world")),
@@ -79,6 +95,7 @@ TARGETS: list[tuple[str, Target]] = [
     (r"pull-(256 MiB|1 GiB)", _share_at_least(90, "nginx")),
     (r"push-mono-(256 MiB|1 GiB)|push-concurrent", _share_at_least(90, "disk")),
     (r"(rss|pss)-.*", _moorage_at_most(RSS_LIMIT_MB, "MB")),
+    (r"image-push-p\d+", _times_before(1.5)),
 ]
 
 
@@ -124,7 +141,7 @@ def collect(measures: list[Measure]) -> tuple[list[Row], list[Row]]:
     rows: dict[str, Row] = {}
     machine: dict[str, Row] = {}
     for m in measures:
-        into = rows if m.server in (REFERENCE, MOORAGE) else machine
+        into = rows if m.server in (REFERENCE, MOORAGE, BEFORE) else machine
         row = into.setdefault(m.key, Row(m.key, m.label, m.unit, m.higher_is_better))
         row.samples.setdefault(m.server, []).append(m.value)
     return list(rows.values()), list(machine.values())
@@ -158,8 +175,10 @@ def table(rows: list[Row], machine: list[Row]) -> str:
     ceilings = {row.key: row for row in machine}
     passes = any(len(row.pass_ratios) > 1 for row in rows)
     shares = any(ceiling_key(row.key) in ceilings for row in rows)
+    befores = any(row.value(BEFORE) is not None for row in rows)
     header = ["workload", "unit", "reference", "moorage", "ratio M/R"]
     header += ["ratio per pass"] if passes else []
+    header += ["before", "M/before"] if befores else []
     header += ["ceiling", "R % ceil", "M % ceil"] if shares else []
     header += ["target", "verdict"]
     body = [header, ["---"] * len(header)]
@@ -174,6 +193,9 @@ def table(rows: list[Row], machine: list[Row]) -> str:
             "—" if ratio is None else f"{ratio:.2f}",
         ]
         cells += [_spread(row.pass_ratios)] if passes else []
+        if befores:
+            to_before = row.ratio_to_before
+            cells += [_fmt(row.value(BEFORE)), "—" if to_before is None else f"{to_before:.2f}"]
         if shares:
             key = ceiling_key(row.key)
             cells += [_fmt(ceilings[key].value(MACHINE)) if key in ceilings else "—"]
@@ -198,6 +220,8 @@ def as_json(rows: list[Row], machine: list[Row], meta: dict[str, Any]) -> str:
                 MOORAGE: row.value(MOORAGE),
                 "ratio": row.ratio,
                 "pass_ratios": row.pass_ratios,
+                BEFORE: row.value(BEFORE),
+                "ratio_to_before": row.ratio_to_before,
                 "ceiling": ceiling_key(row.key) if ceiling_key(row.key) in ceilings else None,
                 "reference_pct_of_ceiling": share(row, REFERENCE, ceilings),
                 "moorage_pct_of_ceiling": share(row, MOORAGE, ceilings),

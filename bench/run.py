@@ -25,7 +25,14 @@ if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
 
 from bench import access, blobs, ceiling, ceilings, disk, images, load, machine, report, variants
 from bench.model import Measure, Plan, size_label
-from bench.servers import REFERENCE_BIN, Server, moorage_command, start_moorage, start_reference
+from bench.servers import (
+    BEFORE,
+    REFERENCE_BIN,
+    Server,
+    moorage_command,
+    start_moorage,
+    start_reference,
+)
 
 WORKLOADS = ("disk", "ceiling", "push", "chunked", "concurrent", "pull", "image", "latency")
 BUSY_LOAD = 0.7  # 1-min load average above which the run says its figures are noisy
@@ -65,6 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=REFERENCE_BIN,
         help=f"the Distribution binary to compare with (default {REFERENCE_BIN})",
     )
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        help="another checkout's src/ (e.g. a git worktree of the commit before a change): "
+        "it serves too, with the same settings, and the image workload runs on it as well",
+    )
     parser.add_argument("--save", type=Path, default=None, help="also write the JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
@@ -75,6 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.runs < 1 or args.moorage_workers < 1:
         parser.error("--runs and --moorage-workers must be at least 1")
     args.only = chosen
+    if args.before_src is not None and not (args.before_src / "moorage").is_dir():
+        parser.error(f"--before-src: no moorage package in {args.before_src}")
     return args
 
 
@@ -119,7 +135,9 @@ def one_run(
     small: list[variants.SmallRequests],
     workers: int,
     reference_bin: str,
+    before: Server | None,
 ) -> list[Measure]:
+    """One pass over the workloads; ``before`` (the older checkout) takes the image pushes."""
     simple: dict[str, Workload] = {
         "push": blobs.push_mono,
         "chunked": blobs.push_chunk,
@@ -135,7 +153,7 @@ def one_run(
             notes.append(f"run {run + 1}: '{name}' skipped, --max-minutes reached")
             continue
         log(f"run {run + 1}: {name}")
-        for server in servers:
+        for server in [*servers, *([before] if before else [])]:
             server.take_phase_peak_kib()
         if name == "disk":
             got = disk.durable_write(workdir, plan.disk_bytes)
@@ -146,6 +164,8 @@ def one_run(
             if not small:  # one small image, the same bytes everywhere, tagged latest
                 small.append(variants.prepare(servers, workdir, reference_bin))
             got = load.latency(small[0].variants, plan, small[0].seeded, workdir)
+        elif name == "image" and before is not None:
+            got = simple[name]([*servers, before], plan, run)
         else:
             got = simple[name](servers, plan, run)
         measures += got
@@ -159,7 +179,7 @@ def one_run(
                     s.take_phase_peak_kib() * 1024 / 1e6,
                     False,
                 )
-                for s in servers
+                for s in [*servers, *([before] if before and name == "image" else [])]
             ]
     return measures + _disk_share(measures, max(plan.mono_sizes))
 
@@ -185,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = started + args.max_minutes * 60
     workdir = Path(tempfile.mkdtemp(prefix="moorage-bench-", dir=args.tmp_dir))
     servers: list[Server] = []
+    before: Server | None = None
     measures: list[Measure] = []
     small: list[variants.SmallRequests] = []
     try:
@@ -196,6 +217,15 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         servers[1].authorization = access.basic(access.OWNER, owner_password)
+        if args.before_src is not None:
+            before = start_moorage(
+                workdir,
+                args.moorage_workers,
+                name=BEFORE,
+                settings=access.owner_settings(owner_password),
+                pythonpath=str(args.before_src.resolve()),
+            )
+            before.authorization = servers[1].authorization
         log(f"servers up in {workdir}: " + ", ".join(f"{s.name} {s.base_url}" for s in servers))
         about = machine.describe(workdir)
         for run in range(args.runs):
@@ -210,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                 small,
                 args.moorage_workers,
                 args.reference_bin,
+                before,
             )
-        for s in servers:
+        for s in [*servers, *([before] if before else [])]:
             measures += [
                 Measure(
                     "rss-peak",
@@ -239,12 +270,13 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ]
     except Exception as exc:
-        for s in servers:
+        for s in [*servers, *([before] if before else [])]:
             log(f"{s.name} log tail:\n{s.log_tail()}")
         log(f"failed: {exc}")
         raise
     finally:
-        for s in [*servers, *(each.reference_with_tokens for each in small)]:
+        extra = [*([before] if before else []), *(each.reference_with_tokens for each in small)]
+        for s in [*servers, *extra]:
             s.stop()
         if args.keep:
             log(f"kept {workdir}")

@@ -19,6 +19,7 @@ import httpx
 
 REFERENCE = "reference"
 MOORAGE = "moorage"
+BEFORE = "before"  # Moorage from another checkout (--before-src), for before/after rows
 REFERENCE_BIN = "/usr/bin/docker-registry"
 READY_TIMEOUT_S = 60.0
 

@@ -7,7 +7,7 @@ import json
 
 from bench.model import Measure
 from bench.report import as_json, collect, table
-from bench.servers import MOORAGE, REFERENCE
+from bench.servers import BEFORE, MOORAGE, REFERENCE
 
 
 def _passes(key: str, label: str, reference: list[float], moorage: list[float]) -> list[Measure]:
@@ -66,3 +66,27 @@ def test_verdicts_are_shares_of_the_ceilings_measured_in_the_same_run() -> None:
     assert got["blob-head-bearer-c1-p50"] == (None, "—")  # no HEAD p50 ceiling measured
     assert got["pull-1 GiB"] == (85.0, "NOT met")
     assert got["push-concurrent"] == (95.0, "met")
+
+
+def test_image_pushes_are_judged_against_the_older_checkout_in_the_same_run() -> None:
+    measures = [
+        *_passes("image-push-p1", "image push, 1 in parallel", [2.5], [3.9]),
+        Measure("image-push-p1", "image push, 1 in parallel", "images/s", BEFORE, 2.0),
+        *_passes("image-push-p3", "image push, 3 in parallel", [3.4], [4.4]),
+        Measure("image-push-p3", "image push, 3 in parallel", "images/s", BEFORE, 4.0),
+    ]
+    rows, machine = collect(measures)
+    printed = table(rows, machine)
+    assert "M/before" in printed
+    exported = {r["key"]: r for r in json.loads(as_json(rows, machine, {}))["rows"]}
+    assert exported["image-push-p1"]["ratio_to_before"] == 1.95
+    assert exported["image-push-p1"]["verdict"] == "met"
+    assert exported["image-push-p3"]["verdict"] == "NOT met"  # 1.1x the older code
+    assert exported["image-push-p3"]["ratio"] == 4.4 / 3.4  # the reference ratio is unchanged
+
+
+def test_without_the_older_checkout_image_pushes_have_no_verdict() -> None:
+    rows, machine = collect(_passes("image-push-p1", "image push", [2.5], [3.9]))
+    assert "M/before" not in table(rows, machine)
+    (exported,) = json.loads(as_json(rows, machine, {}))["rows"]
+    assert (exported["ratio_to_before"], exported["verdict"]) == (None, "—")

@@ -38,10 +38,12 @@ from moorage.http.auth.challenges import challenge_for
 from moorage.http.auth.credentials import (
     MalformedCredentialsError,
     basic_credentials,
+    basic_credentials_in,
     bearer_token,
+    bearer_token_in,
     client_address,
 )
-from moorage.http.context import get_context
+from moorage.http.context import HttpContext, get_context
 from moorage.services.auth_contracts import Authorizer
 from moorage.services.logins import AuthServices
 from moorage.services.tokens import InvalidTokenError
@@ -170,6 +172,13 @@ async def admit(request: Request, access: Access) -> None:
     if auth is None or not auth.enabled or authorizer is None:
         request.scope[_CALLER] = Caller(OPEN_CALLER_PRINCIPAL, open=True)
         return
+    if access is Access.PULL:  # most pulls are decided here, with no thread and no query
+        remembered = pull_admitted_from_memory(
+            context, request.headers.get("authorization"), request.path_params["name"]
+        )
+        if remembered is not None:
+            request.scope[_CALLER] = remembered
+            return
     if access is Access.NONE:
         return
     caller = await _authenticate(request, auth)
@@ -192,6 +201,50 @@ async def admit(request: Request, access: Access) -> None:
             "authentication required" if error is None else "not authorized for this",
             challenge_for(request, auth, [needed], error),
         )
+
+
+def pull_admitted_from_memory(
+    context: HttpContext, authorization: str | None, name: str
+) -> Caller | None:
+    """The caller, when what the seam already holds admits a pull of repository ``name``:
+    auth off; a verified bearer token (cached, or checked here: no I/O) whose account stood
+    within the standing check's window and whose grant names the pull; Basic credentials
+    checked moments ago, or no credentials, with the pull allowed by a superuser's standing
+    or remembered from the authorizer's last answer. None decides nothing: the rest of
+    ``admit`` asks the database, and answers every refusal. Never blocks: hot paths on the
+    event loop call it (``http/hot.py``)."""
+    auth, authorizer = context.auth, context.authorizer
+    if auth is None or not auth.enabled or authorizer is None:
+        return Caller(OPEN_CALLER_PRINCIPAL, open=True)
+    try:
+        token = bearer_token_in(authorization)
+        basic = None if token is not None else basic_credentials_in(authorization)
+    except MalformedCredentialsError:
+        return None
+    standing = auth.standing
+    if token is not None:
+        try:
+            grant = auth.tokens.verify(token)
+        except InvalidTokenError:
+            return None
+        principal = grant.principal if standing is None else standing.recent(grant.principal)
+        if principal is None or not grant.allows(REPOSITORY, name, Action.PULL.value):
+            return None
+        return Caller(principal, grant, presented_credentials=True)
+    caller = Caller(ANONYMOUS)
+    if basic is not None:
+        remembered = auth.logins.remembered(*basic)
+        if remembered is not None and standing is not None:
+            remembered = standing.recent(remembered)
+        if remembered is None:
+            return None
+        caller = Caller(remembered, presented_credentials=True)
+    if caller.principal.superuser:
+        return caller
+    recent = context.recent_pulls
+    if recent is None or not recent.allowed(caller.principal, REPOSITORY, name, Action.PULL.value):
+        return None
+    return caller
 
 
 async def _admit_api(

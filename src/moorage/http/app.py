@@ -10,6 +10,7 @@ from starlette.types import ASGIApp
 
 from moorage.http.context import HttpContext
 from moorage.http.errors import EXCEPTION_HANDLERS
+from moorage.http.hot import HotReads
 from moorage.http.middleware import RequestMiddleware
 from moorage.http.routes import ROUTES, RouteSpec, starlette_routes
 from moorage.http.routing import IndexedRouter
@@ -19,7 +20,8 @@ def create_http_app(context: HttpContext, routes: Sequence[RouteSpec] = ROUTES) 
     """The ASGI app serving ``routes`` (the whole route table unless a test narrows it).
 
     The request and API-version middleware wrap Starlette from outside so that they also see
-    (and tag) the 500 responses that Starlette's outermost error middleware writes.
+    (and tag) the 500 responses that Starlette's outermost error middleware writes; inside
+    them, ``HotReads`` answers the plain hot pulls itself and hands the rest to Starlette.
     """
 
     @asynccontextmanager
@@ -29,8 +31,7 @@ def create_http_app(context: HttpContext, routes: Sequence[RouteSpec] = ROUTES) 
             callback()
 
     app = Starlette(exception_handlers=dict(EXCEPTION_HANDLERS))
-    app.router = IndexedRouter(
-        starlette_routes(routes, read_only=context.read_only), lifespan=lifespan
-    )
+    router = IndexedRouter(starlette_routes(routes, read_only=context.read_only), lifespan=lifespan)
+    app.router = router
     app.state.context = context
-    return RequestMiddleware(app, context.metrics)
+    return RequestMiddleware(HotReads(app, router, context), context.metrics)

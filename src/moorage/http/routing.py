@@ -42,21 +42,30 @@ class IndexedRouter(Router):
             pattern = "|".join(_alternative(i, route) for i, route in enumerate(candidates))
             self._by_method[method] = (re.compile(pattern), candidates)
 
+    def find(self, scope: Scope) -> tuple[Route, Scope] | None:
+        """The route the linear scan would take for ``scope`` and the scope entries it
+        adds (``path_params`` among them); None when no route takes its method and path."""
+        if scope["type"] != "http" or scope.get("root_path"):
+            return None
+        indexed = self._by_method.get(scope["method"])
+        found = None if indexed is None else indexed[0].match(scope["path"])
+        if indexed is None or found is None or found.lastgroup is None:
+            return None
+        route = indexed[1][int(found.lastgroup[1:])]
+        match, child_scope = route.matches(scope)
+        return (route, child_scope) if match is Match.FULL else None
+
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            indexed = self._by_method.get(scope["method"])
-            found = None if indexed is None else indexed[0].match(scope["path"])
-            if indexed is not None and found is not None and found.lastgroup is not None:
-                route = indexed[1][int(found.lastgroup[1:])]
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope.setdefault("router", self)
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
-                    return
-            if self._all_by_method:
-                self._refuse_method(scope)
+        found = self.find(scope)
+        if found is not None:
+            route, child_scope = found
+            scope.setdefault("router", self)
+            scope["route"] = route
+            scope.update(child_scope)
+            await route.handle(scope, receive, send)
+            return
+        if scope["type"] == "http" and not scope.get("root_path") and self._all_by_method:
+            self._refuse_method(scope)
         await super().app(scope, receive, send)
 
     def _refuse_method(self, scope: Scope) -> None:

@@ -20,8 +20,7 @@ class WrongCredentialsError(ValueError):
     """Basic credentials that name no account, a wrong secret or a disabled account (401)."""
 
 
-def _scheme_and_value(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("authorization")
+def _scheme_and_value(header: str | None) -> tuple[str, str] | None:
     if not header:
         return None
     scheme, _, value = header.strip().partition(" ")
@@ -30,7 +29,12 @@ def _scheme_and_value(request: Request) -> tuple[str, str] | None:
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
     """(username, password) of a Basic header; None without one (or with another scheme)."""
-    found = _scheme_and_value(request)
+    return basic_credentials_in(request.headers.get("authorization"))
+
+
+def basic_credentials_in(header: str | None) -> tuple[str, str] | None:
+    """``basic_credentials`` of an ``Authorization`` header's value."""
+    found = _scheme_and_value(header)
     if found is None or found[0] != "basic":
         return None
     try:
@@ -44,7 +48,12 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
 
 
 def bearer_token(request: Request) -> str | None:
-    found = _scheme_and_value(request)
+    return bearer_token_in(request.headers.get("authorization"))
+
+
+def bearer_token_in(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header's value; None for anything else."""
+    found = _scheme_and_value(header)
     return found[1] if found is not None and found[0] == "bearer" and found[1] else None
 
 

@@ -36,8 +36,14 @@ async def list_tags(request: Request) -> Response:
     registry = services(request)
     n = parse_count(request.query_params.get("n"), limit=registry.listing.page_cap)
     page = await on_repository(request, registry.listing.tags, n, request.query_params.get("last"))
-    name = request.path_params["name"]
-    return _json({"name": name, "tags": page.items}, _link(f"/v2/{name}/tags/list", n, page))
+    body, headers = tags_answer(request.path_params["name"], n, page)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def tags_answer(name: str, n: int | None, page: Page) -> tuple[bytes, dict[str, str]]:
+    """A tags/list page's JSON body and its ``Link`` header (when more remain)."""
+    body = json.dumps({"name": name, "tags": page.items}).encode()
+    return body, _link(f"/v2/{name}/tags/list", n, page)
 
 
 async def catalog(request: Request) -> Response:

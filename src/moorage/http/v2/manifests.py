@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -10,13 +12,18 @@ from moorage.domain.manifests.parse import check_json_nesting
 from moorage.domain.records import RepositoryReference
 from moorage.http.context import get_context
 from moorage.http.v2.common import BodyStream, empty, on_repository, services
-from moorage.services.manifests import PushResult
+from moorage.services.manifests import ManifestBody, PushResult
 
 
 def accepted_types(request: Request) -> set[str]:
     """Every ``Accept`` line, comma-split, parameters and weights dropped."""
+    return accepted_in(request.headers.getlist("accept"))
+
+
+def accepted_in(lines: Iterable[str]) -> set[str]:
+    """``accepted_types`` of the given ``Accept`` lines."""
     types: set[str] = set()
-    for line in request.headers.getlist("accept"):
+    for line in lines:
         for item in line.split(","):
             media_type = item.split(";", 1)[0].strip().lower()
             if media_type:
@@ -32,13 +39,8 @@ async def get_manifest(request: Request) -> Response:
     body = await on_repository(request, manifests.get_stored, reference, accepted)
     if body is None:
         body = await on_repository(request, manifests.get, reference, accepted)
-    etag = f'"{body.digest}"'
-    headers = {
-        "Content-Type": body.media_type,
-        "Docker-Content-Digest": body.digest,
-        "ETag": etag,
-        "Content-Length": str(len(body.content)),
-    }
+    headers = manifest_headers(body)
+    etag = headers["ETag"]
     if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
         return Response(
             b"",
@@ -48,6 +50,16 @@ async def get_manifest(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(b"", headers=headers)
     return Response(body.content, headers=headers)
+
+
+def manifest_headers(body: ManifestBody) -> dict[str, str]:
+    """A manifest GET's (and HEAD's) headers, ``Content-Length`` included."""
+    return {
+        "Content-Type": body.media_type,
+        "Docker-Content-Digest": body.digest,
+        "ETag": f'"{body.digest}"',
+        "Content-Length": str(len(body.content)),
+    }
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
