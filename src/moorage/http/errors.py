@@ -163,7 +163,19 @@ def respond(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """The error in the format of the API the request addressed."""
-    if request.url.path.startswith(API_PREFIX):
+    return respond_at(request.url.path, status, code, message, detail, headers)
+
+
+def respond_at(
+    path: str,
+    status: int,
+    code: ErrorCode,
+    message: str,
+    detail: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """``respond`` for a request known by its path alone (the hot layer has no Request)."""
+    if path.startswith(API_PREFIX):
         field = getattr(detail, "get", lambda _key: None)("field")
         return api_error_response(status, message, field, headers)
     return error_response(status, code, message, detail, headers)
@@ -194,14 +206,16 @@ async def handle_registry_error(request: Request, exc: Exception) -> Response:
     return respond(request, exc.status, exc.code, exc.message, exc.detail)
 
 
-def _extra_headers(request: Request, exc: domain.MoorageError) -> dict[str, str] | None:
+def _extra_headers(
+    path_params: Mapping[str, str], exc: domain.MoorageError
+) -> dict[str, str] | None:
     if isinstance(exc, domain.TooManyRequestsError):
         return {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, domain.RequestBodyError):
         return {"Connection": "close"}  # the rest of the body is not worth reading
     if isinstance(exc, domain.UploadRangeError):
         # Tell the client where the session stands so it can resume (protocol.md §5.3).
-        name = request.path_params.get("name", "")
+        name = path_params.get("name", "")
         return {
             "Location": f"/v2/{name}/blobs/uploads/{exc.upload_id}",
             "Range": f"0-{max(exc.size - 1, 0)}",
@@ -212,14 +226,22 @@ def _extra_headers(request: Request, exc: domain.MoorageError) -> dict[str, str]
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, domain.MoorageError)
+    return domain_error_response(exc, request.url.path, request.path_params)
+
+
+def domain_error_response(
+    exc: domain.MoorageError, path: str, path_params: Mapping[str, str]
+) -> Response:
+    """The answer to a domain error raised while serving ``path`` (``path_params``: the
+    route's parameters), in the format of the API the path belongs to."""
     status, code = classify(exc)
     if isinstance(exc, domain.RequestBodyError) and exc.timed_out:
         status = 408
-    if isinstance(exc, domain.RequestBodyError) and "reference" in request.path_params:
+    if isinstance(exc, domain.RequestBodyError) and "reference" in path_params:
         code = ErrorCode.MANIFEST_INVALID  # a manifest PUT's body, not an upload's
     if status >= 500:
         log.error("unexpected domain error", exc_info=exc)
-        return respond(request, status, code, "internal server error")
+        return respond_at(path, status, code, "internal server error")
     digest = getattr(exc, "digest", None)
     field = getattr(exc, "field", None)
     detail = (
@@ -229,7 +251,7 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         if isinstance(field, str)
         else None
     )
-    return respond(request, status, code, str(exc), detail, _extra_headers(request, exc))
+    return respond_at(path, status, code, str(exc), detail, _extra_headers(path_params, exc))
 
 
 async def handle_authentication_required(request: Request, exc: Exception) -> Response:

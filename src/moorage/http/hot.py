@@ -7,16 +7,18 @@ steps), of which the database reads take about a third. ``HotReads`` sits betwee
 request middleware (request ids, logs, metrics: unchanged) and Starlette, finds the route
 with the router's own lookup, and answers these three from the same pieces the endpoints use:
 the access seam's memory-only admission (``access.pull_admitted_from_memory``), the services'
-pure reads and the endpoints' header builders. It answers only the plain success; anything
-else falls through to the full application, which answers it exactly as before:
+pure reads and the endpoints' header builders. It answers the plain success, and the 4xx of
+a domain error the read raised (a blob or repository not there yet: a push asks before every
+layer) through the one error table, as the endpoint would. Anything else falls through to the full
+application, which answers it exactly as before:
 
 - any query string, an ``If-None-Match`` (manifests) or a ``Range`` (blobs);
 - a database that is not the embedded one (reads there wait on the network: a thread's job);
 - a caller the seam cannot admit from memory (a token not seen yet is verified here, but an
   account not checked lately, a Basic login not remembered, a refusal: all go through);
 - an answer the pure read cannot give (a tag needing a conversion or an expired one), and any
-  error at all (the full application raises it again and answers it in the registry's
-  format). Nothing here writes, so answering twice never changes anything.
+  error that is not a domain 4xx (the full application raises it again and answers it in the
+  registry's format). Nothing here writes, so answering twice never changes anything.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from moorage.domain.errors import MoorageError
 from moorage.http.access import pull_admitted_from_memory
 from moorage.http.context import HttpContext
+from moorage.http.errors import domain_error_response
 from moorage.http.routing import IndexedRouter
 from moorage.http.v2.blobs import blob_head_headers
 from moorage.http.v2.listing import tags_answer
@@ -51,6 +56,13 @@ class HotRequest:
 class HotAnswer:
     headers: dict[str, str]
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HotRefusal:
+    """A domain error's answer, rendered by the one error table as the full path would."""
+
+    response: Response
 
 
 Answerer = Callable[[RegistryServices, HotRequest], HotAnswer | None]
@@ -108,6 +120,9 @@ class HotReads:
         if answer is None:
             await self.app(scope, receive, send)
             return
+        if isinstance(answer, HotRefusal):
+            await answer.response(scope, receive, send)
+            return
         raw = [
             (key.lower().encode("latin-1"), value.encode("latin-1"))
             for key, value in answer.headers.items()
@@ -115,7 +130,7 @@ class HotReads:
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         await send({"type": "http.response.body", "body": answer.body})
 
-    def _answer(self, scope: Scope) -> HotAnswer | None:
+    def _answer(self, scope: Scope) -> HotAnswer | HotRefusal | None:
         if scope.get("query_string") or scope.get("method") not in ("GET", "HEAD"):
             return None
         found = self.router.find(scope)
@@ -133,8 +148,12 @@ class HotReads:
             return None
         registry = self.context.registry
         assert registry is not None  # checked by ``enabled``
+        answer: HotAnswer | HotRefusal | None
         try:
             answer = answerer(registry, request)
+        except MoorageError as exc:  # a pull of something missing: push clients ask first
+            response = domain_error_response(exc, scope["path"], request.params)
+            answer = HotRefusal(response) if response.status_code < 500 else None
         except Exception:
             return None
         if answer is not None:
