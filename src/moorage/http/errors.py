@@ -155,18 +155,6 @@ def api_error_response(
 
 
 def respond(
-    request: Request,
-    status: int,
-    code: ErrorCode,
-    message: str,
-    detail: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """The error in the format of the API the request addressed."""
-    return respond_at(request.url.path, status, code, message, detail, headers)
-
-
-def respond_at(
     path: str,
     status: int,
     code: ErrorCode,
@@ -174,7 +162,8 @@ def respond_at(
     detail: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """``respond`` for a request known by its path alone (the hot layer has no Request)."""
+    """The error in the format of the API the path addressed (by path alone: the hot layer
+    answers without a Request)."""
     if path.startswith(API_PREFIX):
         field = getattr(detail, "get", lambda _key: None)("field")
         return api_error_response(status, message, field, headers)
@@ -203,7 +192,7 @@ def classify(exc: domain.MoorageError) -> tuple[int, ErrorCode]:
 
 async def handle_registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    return respond(request, exc.status, exc.code, exc.message, exc.detail)
+    return respond(request.url.path, exc.status, exc.code, exc.message, exc.detail)
 
 
 def _extra_headers(
@@ -241,7 +230,7 @@ def domain_error_response(
         code = ErrorCode.MANIFEST_INVALID  # a manifest PUT's body, not an upload's
     if status >= 500:
         log.error("unexpected domain error", exc_info=exc)
-        return respond_at(path, status, code, "internal server error")
+        return respond(path, status, code, "internal server error")
     digest = getattr(exc, "digest", None)
     field = getattr(exc, "field", None)
     detail = (
@@ -251,25 +240,25 @@ def domain_error_response(
         if isinstance(field, str)
         else None
     )
-    return respond_at(path, status, code, str(exc), detail, _extra_headers(path_params, exc))
+    return respond(path, status, code, str(exc), detail, _extra_headers(path_params, exc))
 
 
 async def handle_authentication_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuthenticationRequiredError)
     headers = {"WWW-Authenticate": exc.challenge}
-    return respond(request, 401, ErrorCode.UNAUTHORIZED, str(exc), headers=headers)
+    return respond(request.url.path, 401, ErrorCode.UNAUTHORIZED, str(exc), headers=headers)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_STATUS_CODES.get(exc.status_code, ErrorCode.UNKNOWN)
     message = "route not found" if exc.status_code == 404 else str(exc.detail).lower()
-    return respond(request, exc.status_code, code, message, headers=exc.headers)
+    return respond(request.url.path, exc.status_code, code, message, headers=exc.headers)
 
 
 async def handle_unexpected(request: Request, _exc: Exception) -> Response:
     # The request middleware logs the traceback once, with the request id.
-    return respond(request, 500, ErrorCode.UNKNOWN, "internal server error")
+    return respond(request.url.path, 500, ErrorCode.UNKNOWN, "internal server error")
 
 
 EXCEPTION_HANDLERS = {
