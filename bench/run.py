@@ -137,7 +137,8 @@ def one_run(
     reference_bin: str,
     before: Server | None,
 ) -> list[Measure]:
-    """One pass over the workloads; ``before`` (the older checkout) takes the image pushes."""
+    """One pass over the workloads; ``before`` (the older checkout) takes the image pushes
+    and the small requests."""
     simple: dict[str, Workload] = {
         "push": blobs.push_mono,
         "chunked": blobs.push_chunk,
@@ -162,9 +163,10 @@ def one_run(
             got += ceilings.measure(workdir, plan, workers, "latency" in wanted)
         elif name == "latency":
             if not small:  # one small image, the same bytes everywhere, tagged latest
-                small.append(variants.prepare(servers, workdir, reference_bin))
+                asked = [*servers, *([before] if before else [])]
+                small.append(variants.prepare(asked, workdir, reference_bin))
             got = load.latency(small[0].variants, plan, small[0].seeded, workdir)
-        elif name == "image" and before is not None:
+        elif name == "image" and before is not None:  # (pushes of blobs alone: unchanged)
             got = simple[name]([*servers, before], plan, run)
         else:
             got = simple[name](servers, plan, run)
@@ -179,7 +181,7 @@ def one_run(
                     s.take_phase_peak_kib() * 1024 / 1e6,
                     False,
                 )
-                for s in [*servers, *([before] if before and name == "image" else [])]
+                for s in [*servers, *([before] if before and name in ("image", "latency") else [])]
             ]
     return measures + _disk_share(measures, max(plan.mono_sizes))
 

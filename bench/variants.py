@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench import access, images
 from bench.load import Target, Variant
-from bench.servers import MOORAGE, REFERENCE, Server, start_reference
+from bench.servers import BEFORE, MOORAGE, REFERENCE, Server, start_reference
 
 PUBLIC_REPO = "bench/latency"
 PRIVATE_REPO = "bench/private"
@@ -26,12 +26,15 @@ class SmallRequests:
 
 
 def prepare(servers: list[Server], workdir: Path, reference_bin: str) -> SmallRequests:
+    """``servers``: the reference, Moorage and, with ``--before-src``, the older checkout
+    (asked the same way as Moorage, right after it)."""
     by_name = {server.name: server for server in servers}
-    reference, moorage = by_name[REFERENCE], by_name[MOORAGE]
+    reference = by_name[REFERENCE]
     seeded = images.seed_latency_image(servers, PUBLIC_REPO)
     if images.seed_latency_image(servers, PRIVATE_REPO).manifest_digest != seeded.manifest_digest:
         raise RuntimeError("the private repository's image differs from the public one's")
-    moorage_token = access.share_on_moorage(moorage, PUBLIC_REPO, PRIVATE_REPO)
+    moorages = [by_name[MOORAGE], *([by_name[BEFORE]] if BEFORE in by_name else [])]
+    tokens_of = {m.name: access.share_on_moorage(m, PUBLIC_REPO, PRIVATE_REPO) for m in moorages}
     tokens = access.ReferenceTokens.create(workdir)
     with_tokens = start_reference(
         workdir,
@@ -45,7 +48,7 @@ def prepare(servers: list[Server], workdir: Path, reference_bin: str) -> SmallRe
         "anonymous, public",
         (
             Target(REFERENCE, reference.base_url, PUBLIC_REPO, None),
-            Target(MOORAGE, moorage.base_url, PUBLIC_REPO, None),
+            *(Target(m.name, m.base_url, PUBLIC_REPO, None) for m in moorages),
         ),
     )
     bearer = Variant(
@@ -55,7 +58,10 @@ def prepare(servers: list[Server], workdir: Path, reference_bin: str) -> SmallRe
             Target(
                 REFERENCE, with_tokens.base_url, PRIVATE_REPO, "Bearer " + tokens.mint(PRIVATE_REPO)
             ),
-            Target(MOORAGE, moorage.base_url, PRIVATE_REPO, "Bearer " + moorage_token),
+            *(
+                Target(m.name, m.base_url, PRIVATE_REPO, "Bearer " + tokens_of[m.name])
+                for m in moorages
+            ),
         ),
     )
     return SmallRequests(seeded, [anonymous, bearer], with_tokens)
