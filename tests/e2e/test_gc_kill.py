@@ -255,11 +255,18 @@ def finish_after_restart(http: httpx.Client, data: bytes, location: str | None) 
                 content=data[offset:],
                 headers={"Content-Range": f"{offset}-{len(data) - 1}"},
             )
-            assert response.status_code == 202, response.text
-            done = http.put(response.headers["Location"], params={"digest": digest})
-            assert done.status_code == 201, done.text
-            return f"resumed at {offset}"
-        assert status.status_code == 404, status.text
+            if response.status_code != 404:
+                assert response.status_code == 202, response.text
+                done = http.put(response.headers["Location"], params={"digest": digest})
+                assert done.status_code == 201, done.text
+                return f"resumed at {offset}"
+            # A kill between the commit's rename of the session file and its transaction
+            # leaves the session's row without its bytes: the status still answers from the
+            # row, the PATCH finds no bytes and says so, and the client starts again, as the
+            # protocol has it for BLOB_UPLOAD_UNKNOWN at any step.
+            assert "BLOB_UPLOAD_UNKNOWN" in response.text, response.text
+        else:
+            assert status.status_code == 404, status.text
     done = http.post(f"/v2/{REPO}/blobs/uploads/", params={"digest": digest}, content=data)
     assert done.status_code == 201, done.text
     return "uploaded again"
