@@ -111,5 +111,9 @@ def test_reuse_port_shares_the_port_on_purpose(tmp_path: Path) -> None:
         running_server("--reuse-port", "--data-dir", str(data), port=port, env=NO_AUTH),
         running_server("--reuse-port", "--data-dir", str(data), port=port) as base,
     ):
+        # Both listen on the port, so "up" was first answered by the first server: a
+        # connection the kernel hands the second may wait until its workers have started
+        # (seconds on a busy machine), hence the long timeout.
         for _ in range(10):
-            assert httpx.get(f"{base}/v2/", headers={"Connection": "close"}).status_code == 200
+            reply = httpx.get(f"{base}/v2/", headers={"Connection": "close"}, timeout=60)
+            assert reply.status_code == 200
