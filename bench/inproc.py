@@ -21,7 +21,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,8 @@ App = Callable[
 PUBLIC, PRIVATE = "bench/latency", "bench/private"
 
 
-def _scope(method: str, path: str, authorization: str | None) -> Message:
-    headers = [(b"host", b"127.0.0.1"), (b"user-agent", b"bench")]
-    if authorization:
-        headers.append((b"authorization", authorization.encode()))
-    if "/manifests/" in path:
-        headers.append((b"accept", b"application/vnd.oci.image.manifest.v1+json"))
+def http_scope(method: str, path: str, headers: Mapping[str, str], query: str = "") -> Message:
+    """An HTTP request's ASGI scope, as a server on 127.0.0.1 would hand it over."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -50,12 +46,21 @@ def _scope(method: str, path: str, authorization: str | None) -> Message:
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "root_path": "",
-        "headers": headers,
+        "headers": [(key.lower().encode(), value.encode()) for key, value in headers.items()],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 5000),
     }
+
+
+def _scope(method: str, path: str, authorization: str | None) -> Message:
+    headers = {"Host": "127.0.0.1", "User-Agent": "bench"}
+    if authorization:
+        headers["Authorization"] = authorization
+    if "/manifests/" in path:
+        headers["Accept"] = "application/vnd.oci.image.manifest.v1+json"
+    return http_scope(method, path, headers)
 
 
 async def _receive() -> Message:

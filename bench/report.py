@@ -36,20 +36,20 @@ class Row:
         values = self.samples.get(server)
         return statistics.median(values) if values else None
 
+    def _moorage_over(self, server: str) -> float | None:
+        other, moo = self.value(server), self.value(MOORAGE)
+        if other is None or moo is None or other == 0:
+            return None
+        return moo / other
+
     @property
     def ratio(self) -> float | None:
-        ref, moo = self.value(REFERENCE), self.value(MOORAGE)
-        if ref is None or moo is None or ref == 0:
-            return None
-        return moo / ref
+        return self._moorage_over(REFERENCE)
 
     @property
     def ratio_to_before(self) -> float | None:
         """Moorage over the older checkout (``--before-src``), where both were measured."""
-        before, moo = self.value(BEFORE), self.value(MOORAGE)
-        if before is None or moo is None or before == 0:
-            return None
-        return moo / before
+        return self._moorage_over(BEFORE)
 
     @property
     def pass_ratios(self) -> list[float]:

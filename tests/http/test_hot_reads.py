@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from bench.inproc import http_scope
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -75,23 +76,6 @@ def hot_and_full(app: Application) -> tuple[HotReads, Any]:
     hot = app.asgi.app  # RequestMiddleware(HotReads(Starlette))
     assert isinstance(hot, HotReads)
     return hot, hot.app
-
-
-def scope_for(method: str, path: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 5000),
-    }
 
 
 def call(app: Any, scope: dict[str, Any]) -> Answer:
@@ -186,7 +170,7 @@ def test_hot_answers_are_the_full_applications(
         headers["If-None-Match"] = f'"{digest_of(MANIFEST)}"'
     if ranged:
         headers["Range"] = "bytes=0-3"
-    scope = scope_for(method, f"/v2/{repo}/{target}", query, headers)
+    scope = http_scope(method, f"/v2/{repo}/{target}", headers, query)
     # The full application first: a pull it allows is remembered, so the hot layer's turn
     # meets the warm caches that make it answer by itself.
     assert call(hot, scope) == call(full, scope) == call(hot, scope)
@@ -201,7 +185,7 @@ def test_the_plain_pulls_are_answered_by_the_hot_layer_and_nothing_else_is(
     def answered_hot(method: str, path: str, caller: str, **extra: str) -> bool:
         headers = {"Authorization": callers[caller]} if callers[caller] else {}
         headers.update(extra)
-        scope = scope_for(method, path, "", headers)
+        scope = http_scope(method, path, headers)
         call(full, scope)  # warms what the seam remembers, as any earlier pull would
         return hot._answer(dict(scope)) is not None
 
@@ -252,7 +236,7 @@ def test_a_disabled_namespace_is_refused_even_when_its_pulls_are_remembered(
 ) -> None:
     app, _callers = world
     hot, full = hot_and_full(app)
-    scope = scope_for("GET", f"/v2/{OPEN}/manifests/v1", "", {})
+    scope = http_scope("GET", f"/v2/{OPEN}/manifests/v1", {})
     assert call(hot, scope)[0] == 200  # remembered as allowed from here on
     app.accounts.set_namespace_enabled("alice", False)
     try:
@@ -271,7 +255,7 @@ def test_a_moved_tag_answers_its_new_manifest_at_once(
     alice = {"Authorization": callers["alice basic"]}
     other_config = CONFIG.replace(b"amd64", b"arm64")
     other = manifest_for(other_config)
-    scope = scope_for("GET", f"/v2/{OPEN}/manifests/moving", "", {})
+    scope = http_scope("GET", f"/v2/{OPEN}/manifests/moving", {})
     with TestClient(app.asgi) as client:
         push_image(client, OPEN, alice, tag="moving")
         assert call(hot, scope)[2] == MANIFEST

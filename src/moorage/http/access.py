@@ -221,30 +221,23 @@ def pull_admitted_from_memory(
         basic = None if token is not None else basic_credentials_in(authorization)
     except MalformedCredentialsError:
         return None
-    standing = auth.standing
     if token is not None:
         try:
             grant = auth.tokens.verify(token)
         except InvalidTokenError:
             return None
-        principal = grant.principal if standing is None else standing.recent(grant.principal)
-        if principal is None or not grant.allows(REPOSITORY, name, Action.PULL.value):
-            return None
-        return Caller(principal, grant, presented_credentials=True)
-    caller = Caller(ANONYMOUS)
-    if basic is not None:
+        principal = _recent_standing(auth, grant.principal)
+        caller = None if principal is None else Caller(principal, grant, presented_credentials=True)
+    elif basic is not None:
         remembered = auth.logins.remembered(*basic)
-        if remembered is not None and standing is not None:
-            remembered = standing.recent(remembered)
-        if remembered is None:
-            return None
-        caller = Caller(remembered, presented_credentials=True)
-    if caller.principal.superuser:
-        return caller
-    recent = context.recent_pulls
-    if recent is None or not recent.allowed(caller.principal, REPOSITORY, name, Action.PULL.value):
+        principal = None if remembered is None else _recent_standing(auth, remembered)
+        caller = None if principal is None else Caller(principal, presented_credentials=True)
+    else:
+        caller = Caller(ANONYMOUS)
+    if caller is None:
         return None
-    return caller
+    allowed = _allowed_from_memory(context, caller, REPOSITORY, name, Action.PULL.value)
+    return caller if allowed else None
 
 
 async def _admit_api(
@@ -375,13 +368,17 @@ async def _authenticate(request: Request, auth: AuthServices) -> Caller:
 async def _standing(auth: AuthServices, principal: Principal) -> Principal | None:
     """``principal`` as its account stood within ``auth.account_check_s`` (on the event
     loop), else as it stands now (read in a thread); None if disabled or deleted."""
-    standing = auth.standing
-    if standing is None:
-        return principal
-    recent = standing.recent(principal)
+    recent = _recent_standing(auth, principal)
     if recent is not None:
         return recent
-    return await run_in_threadpool(standing.check, principal)
+    assert auth.standing is not None  # without a standing check every principal stands
+    return await run_in_threadpool(auth.standing.check, principal)
+
+
+def _recent_standing(auth: AuthServices, principal: Principal) -> Principal | None:
+    """``principal`` as its account stood within ``auth.account_check_s``; None when it
+    was not checked that recently (or was found disabled). No I/O."""
+    return principal if auth.standing is None else auth.standing.recent(principal)
 
 
 def _needed_scope(request: Request, access: Access) -> ResourceScope | None:
@@ -405,16 +402,28 @@ async def _allows(
     request: Request, caller: Caller, scope: ResourceScope, authorizer: Authorizer
 ) -> bool:
     (action,) = scope.actions
-    if caller.grant is not None:
-        return caller.grant.allows(scope.type, scope.name, action)
-    if scope.type == REPOSITORY and caller.principal.superuser:
-        return True
-    # A pull allowed in the last few seconds is answered on the event loop (services/
-    # recent_pulls.py says what that bounds); anything else is asked, in a thread.
-    recent = get_context(request).recent_pulls
-    if recent is not None and recent.allowed(caller.principal, scope.type, scope.name, action):
-        return True
+    context = get_context(request)
+    decided = _allowed_from_memory(context, caller, scope.type, scope.name, action)
+    if decided is not None:
+        return decided
     permitted = await run_in_threadpool(authorizer.permitted, caller.principal, scope)
+    recent = context.recent_pulls
     if recent is not None:
         recent.remember(caller.principal, scope.type, scope.name, permitted)
     return action in permitted or Action.ALL.value in permitted
+
+
+def _allowed_from_memory(
+    context: HttpContext, caller: Caller, scope_type: str, name: str, action: str
+) -> bool | None:
+    """What is decided without I/O: a token's grant, a superuser's repositories, or a pull
+    allowed in the last few seconds (services/recent_pulls.py says what that bounds). None:
+    the authorizer must be asked."""
+    if caller.grant is not None:
+        return caller.grant.allows(scope_type, name, action)
+    if scope_type == REPOSITORY and caller.principal.superuser:
+        return True
+    recent = context.recent_pulls
+    if recent is not None and recent.allowed(caller.principal, scope_type, name, action):
+        return True
+    return None

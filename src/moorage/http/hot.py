@@ -93,8 +93,6 @@ def _tags(registry: RegistryServices, request: HotRequest) -> HotAnswer | None:
     name = request.params["name"]  # no query string: no n, no last
     page = registry.listing.tags(registry.repositories.for_read(name), None, None)
     body, headers = tags_answer(name, None, page)
-    headers["Content-Length"] = str(len(body))
-    headers["Content-Type"] = "application/json"
     return HotAnswer(headers, body)  # a HEAD's body is dropped by the server, as Starlette's
 
 

@@ -37,13 +37,15 @@ async def list_tags(request: Request) -> Response:
     n = parse_count(request.query_params.get("n"), limit=registry.listing.page_cap)
     page = await on_repository(request, registry.listing.tags, n, request.query_params.get("last"))
     body, headers = tags_answer(request.path_params["name"], n, page)
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(body, headers=headers)
 
 
 def tags_answer(name: str, n: int | None, page: Page) -> tuple[bytes, dict[str, str]]:
-    """A tags/list page's JSON body and its ``Link`` header (when more remain)."""
+    """A tags/list page's JSON body and its headers: type, length and ``Link`` (when more
+    remain)."""
     body = json.dumps({"name": name, "tags": page.items}).encode()
-    return body, _link(f"/v2/{name}/tags/list", n, page)
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    return body, headers | _link(f"/v2/{name}/tags/list", n, page)
 
 
 async def catalog(request: Request) -> Response:
