@@ -80,8 +80,15 @@ def hot_and_full(app: Application) -> tuple[HotReads, Any]:
 
 def call(app: Any, scope: dict[str, Any]) -> Answer:
     sent: list[dict[str, Any]] = []
+    requested = False
 
     async def receive() -> dict[str, Any]:
+        # The request once, then nothing: a client that stays connected. (Answering the
+        # request again forever spun a streaming response's disconnect listener.)
+        nonlocal requested
+        if requested:
+            await anyio.sleep_forever()
+        requested = True
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
